@@ -1,0 +1,5 @@
+"""python -m reasoner: the guideline-kg command line."""
+
+from reasoner.cli import main
+
+raise SystemExit(main())

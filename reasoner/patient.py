@@ -1,0 +1,120 @@
+"""Reading one patient: a FHIR R4 Bundle (JSON), or a patient graph in Turtle or JSON-LD.
+
+Nothing in the input may make the process read a file or open a connection:
+JSON-LD contexts must be inline (a remote or file context is refused, never
+fetched), and RDF/XML, whose entities can expand without bound, is not accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rdflib import RDF, BNode, Graph, URIRef
+
+from reasoner.errors import InputError
+from reasoner.fhir import PatientGraph, load_json, read_bundle
+from reasoner.guideline import Guideline
+from reasoner.namespaces import GKG
+
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+RDF_FORMATS = {".ttl": "turtle", ".jsonld": "json-ld", ".nt": "nt"}
+
+
+def read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise InputError(f"{path.name}: {size} bytes is over the {MAX_INPUT_BYTES} byte input limit")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, a file is required") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+
+
+def sniff(path: Path, text: str) -> str:
+    """``fhir``, ``turtle``, ``json-ld`` or ``nt``, from the file name and its first character."""
+    suffix = path.suffix.lower()
+    if suffix in RDF_FORMATS:
+        return RDF_FORMATS[suffix]
+    if suffix == ".json" or text.lstrip()[:1] in ("{", "["):
+        return "json"
+    if suffix in (".rdf", ".owl", ".xml"):
+        raise InputError(f"{path.name}: RDF/XML is not accepted (entity expansion); use Turtle or JSON-LD")
+    return "turtle"
+
+
+def read_patient(guideline: Guideline, path: Path | str) -> PatientGraph:
+    path = Path(path)
+    text = read_text(path)
+    return parse_patient(guideline, text, sniff(path, text), path.name)
+
+
+def parse_patient(guideline: Guideline, text: str, syntax: str, name: str = "input") -> PatientGraph:
+    if not text.strip():
+        raise InputError(f"{name}: the file is empty")
+    if syntax == "json":
+        data = load_json(text, name)
+        if isinstance(data, dict) and "resourceType" in data:
+            return read_bundle(guideline, text)
+        if isinstance(data, (dict, list)) and _looks_like_jsonld(data):
+            return _read_rdf(text, "json-ld", name, data)
+        raise InputError(f"{name}: not a FHIR R4 Bundle (no resourceType) and not JSON-LD")
+    if syntax == "json-ld":
+        return _read_rdf(text, "json-ld", name, load_json(text, name))
+    if syntax == "fhir":
+        return read_bundle(guideline, text)
+    return _read_rdf(text, syntax, name)
+
+
+def _looks_like_jsonld(data: Any) -> bool:
+    if isinstance(data, list):
+        return all(isinstance(item, dict) for item in data)
+    return any(k in data for k in ("@context", "@graph", "@id", "@type"))
+
+
+def check_jsonld_contexts(data: Any, name: str) -> None:
+    """Refuse any context that is not inline: a string or an @import would be fetched."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key == "@context":
+                    contexts = value if isinstance(value, list) else [value]
+                    for ctx in contexts:
+                        if isinstance(ctx, str):
+                            raise InputError(f"{name}: @context {ctx[:60]!r} is remote; only inline contexts are accepted")
+                        if isinstance(ctx, dict) and "@import" in ctx:
+                            raise InputError(f"{name}: @context @import is not accepted; only inline contexts")
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGraph:
+    if syntax == "json-ld":
+        check_jsonld_contexts(data, name)
+    graph = Graph()
+    try:
+        graph.parse(data=text, format=syntax, publicID="urn:guideline-kg:input:")
+    except InputError:
+        raise
+    except Exception as exc:  # rdflib raises many unrelated exception types
+        message = " ".join(str(exc).split())[:200]
+        raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+    patients = sorted(set(graph.subjects(RDF.type, GKG.Patient)), key=str)
+    if len(patients) != 1:
+        raise InputError(f"{name}: holds {len(patients)} nodes of type gkg:Patient, exactly one is required")
+    patient = patients[0]
+    if isinstance(patient, BNode) or not isinstance(patient, URIRef):
+        raise InputError(f"{name}: the gkg:Patient node must be an IRI, not a blank node")
+    identifier = next((str(o) for o in graph.objects(patient, GKG.identifier)), str(patient))
+    return PatientGraph(graph, patient, identifier, "rdf")

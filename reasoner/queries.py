@@ -1,0 +1,140 @@
+"""Query files: one SPARQL query per ``.rq`` file, its name the file stem, its header in comments.
+
+A header is a block of ``#+ key: value`` lines (grlc style), which keeps the file
+valid SPARQL. Parameters are declared ``#+ param: name type [description]`` and
+bound as RDF terms through ``initBindings``, never spliced into the query text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdflib import Literal, URIRef
+from rdflib.plugins.sparql import prepareQuery
+from rdflib.plugins.sparql.sparql import Query as PreparedQuery
+
+from reasoner.errors import GuidelineError
+
+_HEADER = re.compile(r"^#\+\s*([A-Za-z_-]+)\s*:\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed query parameter: ``iri``, ``string``, ``integer``, ``decimal`` or ``boolean``."""
+
+    name: str
+    type: str
+    description: str = ""
+
+    def term(self, text: str) -> URIRef | Literal:
+        """The RDF term for a value given as text; raises ValueError naming the parameter."""
+        if self.type == "iri":
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*", text):
+                raise ValueError(f"parameter {self.name}: {text!r} is not an IRI")
+            return URIRef(text)
+        if self.type == "integer":
+            try:
+                return Literal(int(text))
+            except ValueError:
+                raise ValueError(f"parameter {self.name}: {text!r} is not an integer") from None
+        if self.type == "decimal":
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                return Literal(Decimal(text))
+            except InvalidOperation:
+                raise ValueError(f"parameter {self.name}: {text!r} is not a decimal") from None
+        if self.type == "boolean":
+            if text not in ("true", "false"):
+                raise ValueError(f"parameter {self.name}: {text!r} is not true or false")
+            return Literal(text == "true")
+        return Literal(text)
+
+
+@dataclass(frozen=True)
+class QueryFile:
+    """A query file with its header and its parsed, prepared query."""
+
+    name: str
+    path: Path
+    text: str
+    header: dict[str, list[str]]
+    params: tuple[Param, ...] = field(default=())
+
+    @property
+    def summary(self) -> str:
+        return " ".join(self.header.get("summary", []))
+
+    @property
+    def statements(self) -> list[str]:
+        return [s for line in self.header.get("statements", []) for s in line.split()]
+
+    def first(self, key: str, default: str = "") -> str:
+        values = self.header.get(key)
+        return values[0] if values else default
+
+    def prepared(self) -> PreparedQuery:
+        return _prepare(self)
+
+
+_PREPARED: dict[tuple[str, str], PreparedQuery] = {}
+
+
+def _prepare(query: QueryFile) -> PreparedQuery:
+    key = (str(query.path), query.text)
+    if key not in _PREPARED:
+        try:
+            prepared = prepareQuery(query.text)
+        except Exception as exc:  # rdflib raises pyparsing errors of several kinds
+            raise GuidelineError(f"{query.path.name}: not valid SPARQL: {str(exc).splitlines()[0]}") from None
+        problem = local_only_problem(prepared)
+        if problem:
+            raise GuidelineError(f"{query.path.name}: {problem}")
+        _PREPARED[key] = prepared
+    return _PREPARED[key]
+
+
+def parse_header(text: str) -> dict[str, list[str]]:
+    header: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = _HEADER.match(line)
+        if match:
+            header.setdefault(match.group(1).lower(), []).append(match.group(2))
+    return header
+
+
+def local_only_problem(query: PreparedQuery) -> str | None:
+    """Why a parsed query could reach outside the loaded graphs (SERVICE, FROM, FROM NAMED), or None."""
+    if query.algebra.get("datasetClause"):
+        return "FROM and FROM NAMED are not allowed: queries run only over the loaded graphs"
+    stack = [query.algebra]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "name", None) == "ServiceGraphPattern":
+            return "SERVICE is not allowed: queries never call other endpoints"
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return None
+
+
+def load_query(path: Path) -> QueryFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GuidelineError(f"{path}: cannot read query: {exc}") from None
+    header = parse_header(text)
+    params = []
+    for line in header.get("param", []):
+        parts = line.split(None, 2)
+        if len(parts) < 2:
+            raise GuidelineError(f"{path.name}: '#+ param: {line}' needs a name and a type")
+        params.append(Param(parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
+    return QueryFile(path.stem, path, text, header, tuple(params))
+
+
+def load_folder(folder: Path) -> dict[str, QueryFile]:
+    return {p.stem: load_query(p) for p in sorted(folder.glob("*.rq"))}

@@ -1,0 +1,268 @@
+"""The report for one patient: JSON (shared/contract/report.schema.json), text, and RDF with PROV-O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdflib import Graph, Literal, Namespace, URIRef
+from rdflib.namespace import PROV, RDF, XSD
+
+from reasoner.engine import Reasoned, now_utc
+from reasoner.guideline import Guideline
+from reasoner.namespaces import GKG
+
+URGENCY_ORDER = {"emergent": 0, "immediate": 1, "routine": 2, None: 3}
+REPORT_VERSION = "1"
+
+
+def _citation_key(c: str) -> tuple[int, str]:
+    return (int(c), c) if c.isdigit() else (10**6, c)
+
+
+def _sorted(values: set[str], key=None) -> list[str]:
+    return sorted(values, key=key)
+
+
+@dataclass
+class Report:
+    """A patient's report; ``data`` is the JSON object, ``graph`` the RDF report graph (None when nothing was derived)."""
+
+    data: dict[str, Any]
+    reasoned: Reasoned
+    graph: Graph | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conforms(self) -> bool:
+        return bool(self.data["conforms"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _rows(guideline: Guideline, reasoned: Reasoned, name: str) -> list[dict[str, Any]]:
+    assert reasoned.graph is not None
+    query = guideline.queries[f"report/{name}"].prepared()
+    result = reasoned.graph.query(query, initBindings={"patient": reasoned.patient.patient})
+    names = [str(v) for v in result.vars or []]
+    return [{name: (str(value) if value is not None else None) for name, value in zip(names, row)} for row in result]
+
+
+def _findings(guideline: Guideline, reasoned: Reasoned) -> tuple[list[dict[str, Any]], list[str]]:
+    merged: dict[str, dict[str, Any]] = {}
+    context: set[str] = set()
+    for row in _rows(guideline, reasoned, "findings"):
+        key = row["key"]
+        if row["kind"] == "context":
+            if row["status"] == "present":
+                context.add(key)
+            continue
+        entry = merged.setdefault(key, {"key": key, "label": row["label"], "facts": {}})
+        fact = entry["facts"].setdefault(row["fact"], {"status": row["status"], "origin": row["origin"] or "asserted",
+                                                       "from": set(), "source": set()})
+        if row["source"]:
+            fact["source"].add(row["source"])
+        if row["fromKey"]:
+            fact["from"].add(row["fromKey"])
+        elif row["fromMeasurement"]:
+            fact["from"].add(f"http://loinc.org|{row['fromMeasurement']}")
+        if row["fromSource"]:
+            fact["source"].add(row["fromSource"])
+    findings = []
+    for key in sorted(merged):
+        facts = list(merged[key]["facts"].values())
+        present = [f for f in facts if f["status"] == "present"]
+        chosen = present or facts  # presence wins
+        asserted = [f for f in chosen if f["origin"] == "asserted"]
+        winners = asserted or chosen
+        item: dict[str, Any] = {"key": key, "label": merged[key]["label"],
+                                "status": winners[0]["status"], "origin": winners[0]["origin"]}
+        derived_from = set().union(*(f["from"] for f in winners))
+        if item["origin"] == "derived":
+            item["derived_from"] = sorted(derived_from)
+        sources = set().union(*(f["source"] for f in winners))
+        if sources:
+            item["source"] = sorted(sources)
+        findings.append(item)
+    return findings, sorted(context)
+
+
+def _imaging(guideline: Guideline, reasoned: Reasoned) -> list[dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for row in _rows(guideline, reasoned, "imaging-results"):
+        entry = results.setdefault(row["result"], {"study": row["study"], "conclusions": set(), "source": row["source"]})
+        if row["conclusion"]:
+            entry["conclusions"].add(row["conclusion"])
+    items = []
+    for entry in sorted(results.values(), key=lambda e: (e["study"], e["source"] or "")):
+        item = {"study": entry["study"], "conclusions": sorted(entry["conclusions"])}
+        if entry["source"]:
+            item["source"] = entry["source"]
+        items.append(item)
+    return items
+
+
+def _red_flags(guideline: Guideline, reasoned: Reasoned) -> list[dict[str, Any]]:
+    flags: dict[str, dict[str, Any]] = {}
+    for row in _rows(guideline, reasoned, "red-flags"):
+        entry = flags.setdefault(row["key"], {"key": row["key"], "label": row["label"], "statements": set(),
+                                              "citations": set(), "suggests": set(), "findings": set()})
+        for field_name, column in (("statements", "statement"), ("citations", "citation"),
+                                   ("suggests", "suggests"), ("findings", "because")):
+            if row[column]:
+                entry[field_name].add(row[column])
+    return [{"key": e["key"], "label": e["label"], "statements": sorted(e["statements"]),
+             "citations": sorted(e["citations"], key=_citation_key), "suggests": sorted(e["suggests"]),
+             "findings": sorted(e["findings"])}
+            for e in (flags[k] for k in sorted(flags))]
+
+
+def _recommendations(guideline: Guideline, reasoned: Reasoned) -> list[dict[str, Any]]:
+    patient = str(reasoned.patient.patient)
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in _rows(guideline, reasoned, "recommendations"):
+        key = (row["action"], row["direction"])
+        entry = merged.setdefault(key, {
+            "action": row["action"], "label": row["actionLabel"], "direction": row["direction"],
+            "strengths": set(), "urgencies": set(), "conditions": set(), "texts": {}, "statements": set(),
+            "citations": set(), "because": set(), "from": set()})
+        entry["from"].add(row["id"])
+        entry["texts"][row["id"]] = row["text"]
+        if row["strength"]:
+            entry["strengths"].add(row["strength"])
+        if row["urgency"]:
+            entry["urgencies"].add(row["urgency"])
+        if row["condition"]:
+            entry["conditions"].add((row["id"], row["condition"]))
+        for field_name, column in (("statements", "statement"), ("citations", "citation"), ("because", "because")):
+            if row[column]:
+                entry[field_name].add(row[column])
+    items = []
+    for entry in merged.values():
+        urgency = min(entry["urgencies"], key=lambda u: URGENCY_ORDER[u]) if entry["urgencies"] else None
+        item: dict[str, Any] = {
+            "iri": f"{patient}/recommendation/{entry['action']}/{entry['direction']}",
+            "action": {"key": entry["action"], "label": entry["label"]},
+            "direction": entry["direction"],
+        }
+        codes = guideline.codings_by_key.get(entry["action"], [])
+        if codes:
+            item["action"]["codes"] = [
+                {"system": c.system, "code": c.code, "display": c.display, "match": c.match}
+                for c in sorted(codes, key=lambda c: (c.system, c.code))]
+        if entry["strengths"]:
+            item["strength"] = "strong" if "strong" in entry["strengths"] else "weak"
+        if urgency:
+            item["urgency"] = urgency
+        if entry["conditions"]:
+            item["condition"] = "; ".join(c for _, c in sorted(entry["conditions"]))
+        item["statements"] = sorted(entry["statements"])
+        item["citations"] = sorted(entry["citations"], key=_citation_key)
+        item["because"] = sorted(entry["because"])
+        item["text"] = " ".join(sorted(set(entry["texts"][i] + "." for i in sorted(entry["from"]))))
+        item["guideline_recommendations"] = sorted(entry["from"])
+        items.append(item)
+    items.sort(key=lambda i: (0 if i["direction"] == "for" else 1, URGENCY_ORDER[i.get("urgency")], i["action"]["key"]))
+    return items
+
+
+def _differential(guideline: Guideline, reasoned: Reasoned) -> list[dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = {}
+    for row in _rows(guideline, reasoned, "differential"):
+        entry = entries.setdefault(row["key"], {"key": row["key"], "label": row["label"], "order": int(row["order"]),
+                                                "nature": row["nature"], "statements": set(), "citations": set(),
+                                                "supported_by": set()})
+        for field_name, column in (("statements", "statement"), ("citations", "citation"), ("supported_by", "supportedBy")):
+            if row[column]:
+                entry[field_name].add(row[column])
+    items = []
+    for e in sorted(entries.values(), key=lambda e: e["order"]):
+        item: dict[str, Any] = {"key": e["key"], "label": e["label"]}
+        codes = guideline.codings_by_key.get(e["key"], [])
+        if codes:
+            item["codes"] = [{"system": c.system, "code": c.code, "display": c.display, "match": c.match}
+                             for c in sorted(codes, key=lambda c: (c.system, c.code))]
+        item["statements"] = sorted(e["statements"])
+        item["citations"] = sorted(e["citations"], key=_citation_key)
+        item["supported_by"] = sorted(e["supported_by"])
+        if e["nature"]:
+            item["nature"] = e["nature"]
+        items.append(item)
+    return items
+
+
+def build_report(guideline: Guideline, reasoned: Reasoned) -> Report:
+    patient = reasoned.patient
+    data: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "guideline": dict(guideline.info),
+        "patient": {"iri": str(patient.patient), "identifier": patient.identifier},
+        "conforms": reasoned.conforms,
+        "violations": [r.as_json() for r in reasoned.results],
+    }
+    if not reasoned.conforms or reasoned.graph is None:
+        data.update({"applicable": None, "findings": [], "red_flags": [], "recommendations": [], "differential": []})
+        return Report(data, reasoned)
+    graph = reasoned.graph
+    applicable = (patient.patient, URIRef(str(GKG._NS) + "meetsEntryCriterion"), Literal(True)) in graph
+    findings, context = _findings(guideline, reasoned)
+    data["applicable"] = applicable
+    if not applicable:
+        data["not_applicable_reason"] = str(guideline.select("report/not-applicable")[0]["text"])
+    data["findings"] = findings
+    data["context"] = context
+    data["imaging_results"] = _imaging(guideline, reasoned)
+    data["red_flags"] = _red_flags(guideline, reasoned)
+    data["recommendations"] = _recommendations(guideline, reasoned) if applicable else []
+    data["differential"] = _differential(guideline, reasoned)
+    exam_shape = "https://w3id.org/guideline-kg/shapes/ExamDocumented-item"
+    keys = {guideline_key(guideline, r.value) for r in reasoned.results if r.shape == exam_shape and r.value}
+    data["not_documented"] = sorted(k for k in keys if k)
+    return Report(data, reasoned)
+
+
+def guideline_key(guideline: Guideline, iri: str) -> str | None:
+    for key, concept in guideline.concepts.items():
+        if str(concept.iri) == iri:
+            return key
+    return None
+
+
+def report_graph(guideline: Guideline, report: Report, engine: str = "reference") -> Graph:
+    """The RDF report: the patient's facts and conclusions, with PROV-O for the reasoning that made them."""
+    reasoned = report.reasoned
+    patient = reasoned.patient.patient
+    out = Graph()
+    out.bind("gkg", str(GKG._NS))
+    out.bind("prov", str(PROV))
+    out.bind("g", "https://w3id.org/guideline-kg/mid-lumbar-mass/")
+    out.bind("c", "https://w3id.org/guideline-kg/concept/")
+    out.bind("rule", "https://w3id.org/guideline-kg/rule/")
+    source = reasoned.graph if reasoned.graph is not None else reasoned.patient.graph
+    query = guideline.queries["report/report-graph"].prepared()
+    produced = source.query(query, initBindings={"patient": patient}).graph
+    assert produced is not None
+    out += produced
+    activity = URIRef(f"{patient}/reasoning")
+    guideline_iri = URIRef(guideline.info["iri"])
+    out.add((activity, RDF.type, PROV.Activity))
+    out.add((activity, PROV.used, guideline_iri))
+    out.add((activity, PROV.used, patient))
+    out.add((activity, PROV.endedAtTime, now_utc()))
+    out.add((activity, URIRef(str(GKG._NS) + "guideline"), guideline_iri))
+    out.add((guideline_iri, URIRef("http://www.w3.org/2002/07/owl#versionInfo"), Literal(guideline.info["version"])))
+    out.add((activity, PROV.wasAssociatedWith, URIRef(f"https://w3id.org/guideline-kg/engine/{engine}")))
+    out.add((activity, URIRef(str(GKG._NS) + "fingerprint"), Literal(guideline.fingerprint)))
+    conforms = Literal(report.conforms, datatype=XSD.boolean)
+    out.add((activity, URIRef(str(GKG._NS) + "conforms"), conforms))
+    for conclusion in set(out.subjects(URIRef(str(GKG._NS) + "about"), patient)):
+        out.add((conclusion, PROV.wasGeneratedBy, activity))
+    for fact in set(out.objects(patient, GKG.hasFinding)):
+        if (fact, GKG.origin, GKG.derived) in out:
+            out.add((fact, PROV.wasGeneratedBy, activity))
+    return out
+
+
+__all__ = ["Report", "build_report", "report_graph", "Namespace"]

@@ -1,0 +1,73 @@
+"""The text report: what a clinician reads in ten seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+URGENCY_WORD = {"emergent": "EMERGENT", "immediate": "IMMEDIATELY", "routine": "routine"}
+
+
+def _refs(item: dict[str, Any]) -> str:
+    return f"[{', '.join(item['statements'])}; refs {', '.join(item['citations'])}]"
+
+
+def render_text(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    g = data["guideline"]
+    patient = data["patient"].get("identifier") or data["patient"]["iri"]
+    lines.append(f"{g['title']} (encoding {g['version']})")
+    lines.append(f"Patient {patient}")
+    lines.append("")
+    violations = [v for v in data["violations"] if v["severity"] == "Violation"]
+    if not data["conforms"]:
+        lines.append("NOT EVALUATED: the patient record has errors that must be fixed first:")
+        lines.extend(f"  ! {v['message']} ({v['focus']})" for v in violations)
+        return "\n".join(lines) + "\n"
+    if not data["applicable"]:
+        lines.append(f"GUIDELINE DOES NOT APPLY: {data.get('not_applicable_reason', '')}")
+        lines.append("")
+    flags = data["red_flags"]
+    asserted = {f["key"] for f in data["findings"] if f["origin"] == "asserted" or f.get("derived_from", [""])[0].startswith("http")}
+    shown = [f for f in flags if f["key"] in asserted] or flags
+    lines.append("RED FLAGS" + ("" if flags else ": none documented"))
+    for flag in shown:
+        suggests = f" -> suggests {', '.join(flag['suggests'])}" if flag.get("suggests") else ""
+        lines.append(f"  * {flag.get('label', flag['key'])}{suggests} {_refs(flag)}")
+    recs = data["recommendations"]
+    do = [r for r in recs if r["direction"] == "for"]
+    dont = [r for r in recs if r["direction"] == "against"]
+    if do:
+        lines.append("")
+        lines.append("DO")
+        for r in do:
+            urgency = URGENCY_WORD.get(r.get("urgency", ""), "")
+            strength = f" ({r['strength']})" if r.get("strength") else ""
+            lines.append(f"  {urgency + ': ' if urgency else ''}{r['action'].get('label', r['action']['key'])}{strength} {_refs(r)}")
+            if r.get("condition"):
+                lines.append(f"      when: {r['condition']}")
+    if dont:
+        lines.append("")
+        lines.append("DO NOT")
+        for r in dont:
+            lines.append(f"  {r['action'].get('label', r['action']['key'])} - {r.get('condition', '')} {_refs(r)}")
+    if data["differential"]:
+        lines.append("")
+        lines.append("DIFFERENTIAL")
+        for d in data["differential"]:
+            nature = f" ({d['nature']})" if d.get("nature") else ""
+            support = f" - supported by {', '.join(d['supported_by'])}" if d.get("supported_by") else ""
+            lines.append(f"  - {d.get('label', d['key'])}{nature}{support} {_refs(d)}")
+    if data.get("imaging_results"):
+        lines.append("")
+        lines.append("IMAGING DONE")
+        for result in data["imaging_results"]:
+            lines.append(f"  - {result['study']}: {', '.join(result['conclusions']) or 'no usable conclusion'}")
+    if data.get("not_documented"):
+        lines.append("")
+        lines.append("NOT DOCUMENTED (focused examination, S02-S08): " + ", ".join(data["not_documented"]))
+    warnings = [v for v in data["violations"] if v["severity"] == "Warning" and "Focused examination" not in v["message"]]
+    if warnings:
+        lines.append("")
+        lines.append("WARNINGS")
+        lines.extend(f"  ! {w['message']}" for w in warnings)
+    return "\n".join(lines) + "\n"
