@@ -61,10 +61,14 @@ def apply_rule(rule: Rule, graph: Graph) -> int:
 
 
 def run_rules(guideline: Guideline, graph: Graph, close=closure) -> None:
+    """Stratum by stratum: closure, then every rule of the stratum, until a pass adds nothing."""
+    closed_size = -1
     for stratum in sorted({r.stratum for r in guideline.rules}):
         rules = [r for r in guideline.rules if r.stratum == stratum]
         while True:
-            close(graph)
+            if len(graph) != closed_size:  # a closure of an unchanged graph adds nothing
+                close(graph)
+                closed_size = len(graph)
             if sum(apply_rule(rule, graph) for rule in rules) == 0:
                 break
 

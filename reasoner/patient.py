@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rdflib import RDF, BNode, Graph, URIRef
+from rdflib import OWL, RDF, RDFS, BNode, Graph, URIRef
 
 from reasoner.errors import InputError
 from reasoner.fhir import PatientGraph, load_json, read_bundle
 from reasoner.guideline import Guideline
-from reasoner.namespaces import GKG
+from reasoner.namespaces import BASE, GKG, PATIENT_PREFIX
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 RDF_FORMATS = {".ttl": "turtle", ".jsonld": "json-ld", ".nt": "nt"}
@@ -110,6 +110,7 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
     except Exception as exc:  # rdflib raises many unrelated exception types
         message = " ".join(str(exc).split())[:200]
         raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+    _refuse_guideline_changes(graph, name)
     patients = sorted(set(graph.subjects(RDF.type, GKG.Patient)), key=str)
     if len(patients) != 1:
         raise InputError(f"{name}: holds {len(patients)} nodes of type gkg:Patient, exactly one is required")
@@ -118,3 +119,15 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
         raise InputError(f"{name}: the gkg:Patient node must be an IRI, not a blank node")
     identifier = next((str(o) for o in graph.objects(patient, GKG.identifier)), str(patient))
     return PatientGraph(graph, patient, identifier, "rdf")
+
+
+SCHEMA_NAMESPACES = (str(RDFS), str(OWL), "http://www.w3.org/ns/shacl#")
+
+
+def _refuse_guideline_changes(graph: Graph, name: str) -> None:
+    """A patient graph states facts about a patient; it may not add axioms or say things about the guideline."""
+    for s, p, _o in graph:
+        if str(p).startswith(SCHEMA_NAMESPACES) and p not in (RDFS.label, RDFS.comment, RDFS.seeAlso):
+            raise InputError(f"{name}: the patient graph uses {p}: schema axioms are not accepted in a patient graph")
+        if isinstance(s, URIRef) and str(s).startswith(BASE) and not str(s).startswith(PATIENT_PREFIX):
+            raise InputError(f"{name}: the patient graph makes statements about {s}, a term of the guideline")

@@ -81,5 +81,5 @@ def run_explain(args: argparse.Namespace) -> int:
     reasoned = engine.reason(patient)
     report = build_report(guideline, reasoned)
     tree = explain(guideline, report, args.key)
-    emit(render_explanation(guideline, tree, args.format))
+    emit(render_explanation(guideline, tree, args.format, report))
     return 0 if report.conforms else 1
