@@ -143,7 +143,7 @@ class BundleReader:
         resources = self._resources(bundle)
         patients = [r for r in resources if r.type == "Patient"]
         if len(patients) != 1:
-            raise InputError(f"Bundle: holds {len(patients)} Patient resources, exactly one is required")
+            raise InputError(f"Bundle: holds {len(patients)} Patient resources; exactly one Patient is required")
         patient = patients[0]
         identifier = self._identifier(patient)
         references = self._patient_references(bundle, patient)
