@@ -257,7 +257,18 @@ def report_graph(guideline: Guideline, report: Report, engine: str = "reference"
     out.add((activity, URIRef(str(GKG._NS) + "fingerprint"), Literal(guideline.fingerprint)))
     conforms = Literal(report.conforms, datatype=XSD.boolean)
     out.add((activity, URIRef(str(GKG._NS) + "conforms"), conforms))
-    for conclusion in set(out.subjects(URIRef(str(GKG._NS) + "about"), patient)):
+    about = URIRef(str(GKG._NS) + "about")
+    for entry in report.data["recommendations"]:
+        node = URIRef(entry["iri"])
+        out.add((node, RDF.type, URIRef(str(GKG._NS) + "ReportedRecommendation")))
+        out.add((node, about, patient))
+        out.add((node, URIRef(str(GKG._NS) + "action"), guideline.concepts[entry["action"]["key"]].iri))
+        out.add((node, URIRef(str(GKG._NS) + "direction"), URIRef(str(GKG._NS) + entry["direction"])))
+        if entry.get("urgency"):
+            out.add((node, URIRef(str(GKG._NS) + "urgency"), URIRef(str(GKG._NS) + entry["urgency"])))
+        for rec_id in entry["guideline_recommendations"]:
+            out.add((node, PROV.wasDerivedFrom, URIRef(f"{patient}/recommendation/{rec_id}")))
+    for conclusion in set(out.subjects(about, patient)):
         out.add((conclusion, PROV.wasGeneratedBy, activity))
     for fact in set(out.objects(patient, GKG.hasFinding)):
         if (fact, GKG.origin, GKG.derived) in out:
