@@ -1,0 +1,732 @@
+"""A CDS Hooks 2.0 service: the guideline's advice where clinicians order imaging.
+
+``GET /cds-services`` is the discovery document; ``POST /cds-services/{id}`` answers the
+hooks ``patient-view``, ``order-select`` and ``order-sign``; ``POST
+/cds-services/{id}/feedback`` records what the clinician did with a card.
+
+The patient is read only from the prefetched resources (Patient, and the patient's
+Condition, Observation, Flag and DiagnosticReport resources), merged into one Bundle
+and read through the same FHIR mapping as ``recommend``. The service never calls the
+client's ``fhirServer``: input must not make the process open connections. So when a
+prefetch key is missing the service answers 412 Precondition Failed, as the
+specification requires of a service that cannot obtain the data it needs.
+
+Draft ``ServiceRequest``s (``context.draftOrders``) are the orders being checked,
+never patient facts. What a card says comes from the patient's report: an order whose
+code (``Guideline.code_map``) names an action the guideline recommends against for
+this patient gets a card citing that recommendation's statements and references.
+No clinical table lives here.
+
+Like the SPARQL endpoint it binds 127.0.0.1 by default; any other address needs a bearer
+token (``--token`` or ``$GUIDELINE_KG_TOKEN``), and CORS is allowed only for the origin
+given with ``--cors``. (CDS Hooks' JWT client authentication is not implemented.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import ipaddress
+import os
+import json
+import re
+import sys
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from reasoner import resources
+from reasoner.engine import Engine
+from reasoner.engines import make_engine
+from reasoner.errors import GuidelineError, InputError
+from reasoner.fhir import BundleReader, load_json
+from reasoner.guideline import Guideline
+from reasoner.namespaces import LOCAL_SYSTEM
+from reasoner.queries import load_folder
+from reasoner.report import Report, build_report
+
+BASE_PATH = "/cds-services"
+SPEC_VERSION = "2.0"
+MAX_BODY_BYTES = 20 * 1024 * 1024
+SUMMARY_LIMIT = 139  # the specification: "<140-character summary"
+CACHE_SIZE = 64
+INDICATORS = ("info", "warning", "critical")
+TOPIC_SYSTEM = "https://w3id.org/guideline-kg/cds-topic"
+TOKEN_VARIABLE = "GUIDELINE_KG_TOKEN"  # the same variable as the SPARQL endpoint's
+
+# prefetch key -> (template, resource type it holds). The patient's own resources only:
+# draft orders come in the hook's context, never through prefetch.
+PREFETCH = {
+    "patient": ("Patient/{{context.patientId}}", "Patient"),
+    "conditions": ("Condition?patient={{context.patientId}}", "Condition"),
+    "observations": ("Observation?patient={{context.patientId}}", "Observation"),
+    "flags": ("Flag?patient={{context.patientId}}", "Flag"),
+    "reports": ("DiagnosticReport?patient={{context.patientId}}", "DiagnosticReport"),
+}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One service of the discovery document; its id is the hook's name."""
+
+    id: str
+    title: str
+    description: str
+
+
+SERVICES = {
+    "patient-view": Hook(
+        "patient-view", "Mid-lumbar mass: red flags, imaging and follow-up",
+        "When the chart of a patient with a palpable mid-lumbar mass opens: the red flags found, the imaging to "
+        "order now and how urgently, what not to order, and the follow-up the imaging results call for."),
+    "order-select": Hook(
+        "order-select", "Mid-lumbar mass: imaging order check",
+        "While an order is being selected: checks draft ServiceRequests against the guideline's recommendations "
+        "for this patient (e.g. MRI without contrast alone, bone scan, ultrasound, physical therapy too early)."),
+    "order-sign": Hook(
+        "order-sign", "Mid-lumbar mass: imaging order check before signing",
+        "Before orders are signed: the same check as order-select over every draft ServiceRequest; "
+        "appropriate orders pass silently."),
+}
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """A statement of the guideline as the source words it."""
+
+    id: str
+    text: str
+    section: str
+    references: tuple[str, ...]
+
+
+def guideline_statements(guideline: Guideline) -> dict[str, Quoted]:
+    """Statement id -> its verbatim text, section and references, read from the graph."""
+    query = load_folder(resources.queries_dir() / "cds")["statements"]
+    merged: dict[str, dict[str, Any]] = {}
+    for row in guideline.graph.query(query.prepared()):
+        sid, text, section, reference = (str(v) if v is not None else "" for v in row)
+        entry = merged.setdefault(sid, {"text": text, "section": section, "refs": set()})
+        if reference:
+            entry["refs"].add(reference)
+    return {sid: Quoted(sid, e["text"], e["section"], tuple(sorted(e["refs"], key=_number)))
+            for sid, e in merged.items()}
+
+
+def _number(text: str) -> tuple[int, str]:
+    return (int(text), text) if text.isdigit() else (10**6, text)
+
+
+@dataclass
+class Answer:
+    """An HTTP answer: status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class HookError(Exception):
+    """A request the service refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """A draft ServiceRequest being checked, with the guideline concept its code names."""
+
+    reference: str | None  # "ServiceRequest/<id>" when the draft has an id
+    key: str
+    label: str
+
+
+@dataclass
+class CdsService:
+    """The service itself, independent of HTTP: ``handle`` maps a request to an Answer."""
+
+    guideline: Guideline
+    engine: Engine
+    token: str | None = None  # when set, every request must carry "Authorization: Bearer <token>"
+    cors: str | None = None  # the one browser origin allowed to call (e.g. a CDS Hooks sandbox); None: no CORS
+    feedback_log: list[dict[str, Any]] = field(default_factory=list)
+    _cache: OrderedDict[str, Report] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, engine: str | None = None, token: str | None = None, cors: str | None = None) -> CdsService:
+        guideline = Guideline.load()
+        return cls(guideline, make_engine(guideline, engine), token, cors)
+
+    # ---- HTTP-level dispatch ----
+
+    def handle(self, method: str, path: str, body: bytes = b"", authorization: str | None = None) -> Answer:
+        """Answer one request. Never raises for bad input: errors are 4xx answers."""
+        path = path.split("?", 1)[0].rstrip("/")
+        try:
+            if self.token is not None and not hmac.compare_digest(
+                    (authorization or "").encode(), f"Bearer {self.token}".encode()):
+                raise HookError(HTTPStatus.UNAUTHORIZED, "a bearer token is required")
+            if path == BASE_PATH:
+                if method != "GET":
+                    raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {BASE_PATH}")
+                return Answer(200, self.discovery())
+            match = re.fullmatch(re.escape(BASE_PATH) + r"/([A-Za-z0-9._-]+)(/feedback)?", path)
+            if not match or match.group(1) not in SERVICES:
+                raise HookError(HTTPStatus.NOT_FOUND, f"no CDS service at {path[:100]}")
+            if method != "POST":
+                raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}; use POST")
+            if len(body) > MAX_BODY_BYTES:
+                raise HookError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request is over {MAX_BODY_BYTES} bytes")
+            request = _json_object(body)
+            if match.group(2):
+                return Answer(200, self.feedback(match.group(1), request))
+            return Answer(200, self.call(match.group(1), request))
+        except HookError as exc:
+            return Answer(int(exc.status), {"error": str(exc)})
+        except InputError as exc:
+            return Answer(400, {"error": str(exc)})
+        except GuidelineError as exc:
+            return Answer(500, {"error": f"the guideline encoding cannot be used: {exc}"})
+        except Exception as exc:  # a bug here must not reach the client as a broken connection
+            sys.stderr.write(f"guideline-kg: CDS service error: {type(exc).__name__}: {str(exc)[:200]}\n")
+            return Answer(500, {"error": "internal error; the service log has the cause"})
+
+    def discovery(self) -> dict[str, Any]:
+        prefetch = {key: template for key, (template, _) in PREFETCH.items()}
+        return {"services": [{"hook": hook.id, "id": hook.id, "title": hook.title, "description": hook.description,
+                              "prefetch": prefetch,
+                              "usageRequirements": "Send every prefetch key: the service does not query the "
+                                                   "FHIR server and answers 412 when one is missing."}
+                             for hook in SERVICES.values()]}
+
+    # ---- hooks ----
+
+    def call(self, service_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        hook = SERVICES[service_id]
+        if request.get("hook") != hook.id:
+            raise HookError(HTTPStatus.BAD_REQUEST, f"hook must be {hook.id!r} for this service")
+        if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
+            raise HookError(HTTPStatus.BAD_REQUEST, "hookInstance is missing")
+        if "fhirAuthorization" in request and "fhirServer" not in request:
+            raise HookError(HTTPStatus.BAD_REQUEST, "fhirAuthorization is given without fhirServer")
+        context = request.get("context")
+        if not isinstance(context, dict) or not isinstance(context.get("patientId"), str):
+            raise HookError(HTTPStatus.BAD_REQUEST, "context.patientId is missing")
+        report = self.report(self._bundle(request, context["patientId"]))
+        patient_ref = f"Patient/{context['patientId']}"
+        cards = (self._patient_view(report, patient_ref) if hook.id == "patient-view"
+                 else self._order_cards(report, _drafts(self.guideline, context, hook.id), hook.id, patient_ref))
+        for card in cards:
+            check_card(card)
+        return {"cards": cards}
+
+    def feedback(self, service_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        items = request.get("feedback")
+        if not isinstance(items, list) or not items:
+            raise HookError(HTTPStatus.BAD_REQUEST, "feedback must be a non-empty array")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("card"), str):
+                raise HookError(HTTPStatus.BAD_REQUEST, f"feedback[{i}].card is missing")
+            if item.get("outcome") not in ("accepted", "overridden"):
+                raise HookError(HTTPStatus.BAD_REQUEST, f"feedback[{i}].outcome must be accepted or overridden")
+            if not isinstance(item.get("outcomeTimestamp"), str):
+                raise HookError(HTTPStatus.BAD_REQUEST, f"feedback[{i}].outcomeTimestamp is missing")
+            accepted = item.get("acceptedSuggestions")
+            if item["outcome"] == "accepted" and not (isinstance(accepted, list) and accepted and all(
+                    isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted)):
+                raise HookError(HTTPStatus.BAD_REQUEST, f"feedback[{i}]: an accepted outcome needs acceptedSuggestions")
+        with self._lock:
+            self.feedback_log.extend({"service": service_id, **item} for item in items)
+        return {}
+
+    # ---- the patient ----
+
+    def _bundle(self, request: dict[str, Any], patient_id: str) -> dict[str, Any]:
+        prefetch = request.get("prefetch")
+        if prefetch is not None and not isinstance(prefetch, dict):
+            raise HookError(HTTPStatus.BAD_REQUEST, "prefetch is not an object")
+        prefetch = prefetch or {}
+        missing = [key for key, (_, kind) in PREFETCH.items()
+                   if key not in prefetch or _is_outcome(prefetch[key]) or (kind == "Patient" and prefetch[key] is None)]
+        if missing:
+            raise HookError(HTTPStatus.PRECONDITION_FAILED,
+                            f"prefetch {', '.join(missing)} missing; this service reads only prefetched data "
+                            "and never queries the FHIR server")
+        entries: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for key, (_, kind) in PREFETCH.items():
+            for entry in _entries(prefetch[key], key, kind):
+                resource = entry["resource"]
+                rid = resource.get("id")
+                if isinstance(rid, str):
+                    if (kind, rid) in seen:
+                        continue
+                    seen.add((kind, rid))
+                entries.append(entry)
+        patient = entries[0]["resource"]
+        if patient.get("id") not in (None, patient_id):
+            raise HookError(HTTPStatus.BAD_REQUEST, "the prefetched Patient is not context.patientId")
+        return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+    def report(self, bundle: dict[str, Any]) -> Report:
+        """The patient's report, reasoned once per distinct record (hooks repeat while a clinician orders)."""
+        digest = hashlib.sha256(json.dumps(bundle, sort_keys=True, default=str).encode()).hexdigest()
+        with self._lock:
+            if digest in self._cache:
+                self._cache.move_to_end(digest)
+                return self._cache[digest]
+            patient = BundleReader(self.guideline).read(bundle)
+            report = build_report(self.guideline, self.engine.reason(patient))
+            self._cache[digest] = report
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return report
+
+    # ---- cards ----
+
+    @cached_property
+    def statements(self) -> dict[str, Quoted]:
+        return guideline_statements(self.guideline)
+
+    @cached_property
+    def alternatives(self) -> dict[str, list[str]]:
+        """Action key -> the conditions under which the guideline recommends it."""
+        query = load_folder(resources.queries_dir() / "cds")["alternative-actions"]
+        table: dict[str, list[str]] = {}
+        for key, _, condition in self.guideline.graph.query(query.prepared()):
+            table.setdefault(str(key), []).append(str(condition) if condition is not None else "")
+        return table
+
+    def _source(self, topic: str, display: str) -> dict[str, Any]:
+        return {"label": self.guideline.info["title"],
+                "topic": {"system": TOPIC_SYSTEM, "code": topic, "display": display}}
+
+    def _card(self, summary: str, indicator: str, detail: str, topic: tuple[str, str],
+              suggestions: list[dict[str, Any]] | None = None, override: list[dict[str, str]] | None = None
+              ) -> dict[str, Any]:
+        card: dict[str, Any] = {"uuid": str(uuid.uuid4()), "summary": shorten(summary), "indicator": indicator,
+                                "detail": detail, "source": self._source(*topic)}
+        if suggestions:
+            card["suggestions"] = suggestions
+            card["selectionBehavior"] = "at-most-one"
+        if override:
+            card["overrideReasons"] = override
+        return card
+
+    def _cite(self, statement_ids: list[str], citations: list[str]) -> str:
+        lines = ["**Guideline statements**", ""]
+        for sid in statement_ids:
+            quoted = self.statements.get(sid)
+            if quoted is None:
+                continue
+            refs = f" (refs {', '.join(quoted.references)})" if quoted.references else ""
+            lines.append(f"- **{sid}** ({quoted.section}): \u201c{_md(quoted.text)}\u201d{refs}")
+        if citations:
+            lines += ["", f"**References:** {', '.join(citations)} (the guideline cites them by number only)"]
+        return "\n".join(lines)
+
+    def _facts(self, report: Report, keys: list[str]) -> str:
+        findings = {f["key"]: f for f in report.data.get("findings", [])}
+        lines = []
+        for key in keys:
+            finding = findings.get(key)
+            if finding is None:
+                label = self.guideline.concepts[key].label if key in self.guideline.concepts else key
+                lines.append(f"- {_md(label)}")
+                continue
+            sources = ", ".join(finding.get("source", [])) or "the record"
+            how = f"derived from {', '.join(finding['derived_from'])}" if finding.get("derived_from") else "documented"
+            lines.append(f"- {_md(finding['label'])}: {finding['status']}, {how} ({sources})")
+        return "\n".join(lines)
+
+    def _recommendation_detail(self, report: Report, rec: dict[str, Any], lead: str) -> str:
+        parts = [lead, ""]
+        facts = self._facts(report, rec.get("because", []))
+        if facts:
+            parts += ["**Because this patient has**", "", facts, ""]
+        strength = f" Strength: {rec['strength']}." if rec.get("strength") else ""
+        parts += [f"**Guideline recommendation** ({', '.join(rec['guideline_recommendations'])}): "
+                  f"{_md(rec['text'])} Applies {_md(rec.get('condition', 'as stated'))}.{strength}", ""]
+        parts.append(self._cite(rec["statements"], rec["citations"]))
+        return "\n".join(parts)
+
+    def _patient_view(self, report: Report, patient_ref: str) -> list[dict[str, Any]]:
+        data = report.data
+        if not data["conforms"]:
+            problems = "\n".join(f"- {_md(v['message'])}" for v in data["violations"] if v["severity"] == "Violation")
+            return [self._card("Guideline not applied: the patient record breaks the data rules", "info",
+                               "The record was not evaluated against the guideline because:\n\n" + problems,
+                               ("data-quality", "Data quality"))]
+        if not data["applicable"]:
+            return []
+        cards = []
+        fors = [r for r in data["recommendations"] if r["direction"] == "for"]
+        for rec in fors:
+            urgency = rec.get("urgency")
+            indicator = {"emergent": "critical", "immediate": "warning"}.get(urgency or "", "info")
+            when = f" ({urgency})" if urgency else ""
+            verb = "Order now" if urgency else "Next step"
+            suggestion = self._create_suggestion(rec["action"], patient_ref, urgency)
+            cards.append(self._card(
+                f"{verb}{when}: {rec['action']['label']}", indicator,
+                self._recommendation_detail(report, rec, f"The guideline recommends **{_md(rec['action']['label'])}**"
+                                            + (f", {urgency}." if urgency else ".")),
+                ("order-now" if urgency else "follow-up", "What to order now" if urgency else "Follow-up"),
+                [suggestion]))
+        if data["red_flags"]:
+            labels = ", ".join(f["label"] for f in data["red_flags"])
+            lines = []
+            for flag in data["red_flags"]:
+                lines += [f"**{_md(flag['label'])}** suggests {', '.join(flag['suggests']) or 'serious pathology'}",
+                          "", self._facts(report, flag["findings"]), "",
+                          self._cite(flag["statements"], flag["citations"]), ""]
+            cards.append(self._card(f"Red flags: {labels}", "warning", "\n".join(lines).strip(),
+                                    ("red-flags", "Red flags")))
+        against = [r for r in data["recommendations"] if r["direction"] == "against"]
+        if against:
+            lines = [f"- **{_md(r['action']['label'])}**: {_md(r.get('condition', ''))} "
+                     f"({', '.join(r['statements'])}; refs {', '.join(r['citations'])})" for r in against]
+            cards.append(self._card(f"Do not order: {', '.join(r['action']['label'] for r in against)}", "info",
+                                    "The guideline recommends against, for this patient:\n\n" + "\n".join(lines),
+                                    ("avoid", "What not to order")))
+        if data.get("not_documented"):
+            keys = data["not_documented"]
+            labels = [self.guideline.concepts[k].label if k in self.guideline.concepts else k for k in keys]
+            messages = [v["message"] for v in data["violations"]
+                        if v["severity"] == "Warning" and any(k in v["message"] for k in keys)]
+            cards.append(self._card(f"Document the focused examination: {', '.join(labels)}", "info",
+                                    "The record documents these neither present nor absent:\n\n"
+                                    + "\n".join(f"- {_md(m)}" for m in messages or labels),
+                                    ("documentation", "Documentation")))
+        order = {"critical": 0, "warning": 1, "info": 2}
+        return sorted(cards, key=lambda c: order[c["indicator"]])
+
+    def _create_suggestion(self, action: dict[str, Any], patient_ref: str,
+                           urgency: str | None = None, replace: str | None = None) -> dict[str, Any]:
+        codings = [{"system": c["system"], "code": c["code"], "display": c["display"]}
+                   for c in action.get("codes", []) if c.get("match") == "exact"] or \
+                  [{"system": LOCAL_SYSTEM, "code": action["key"], "display": action["label"]}]
+        resource = {"resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+                    "code": {"coding": codings, "text": action["label"]}, "subject": {"reference": patient_ref}}
+        actions: list[dict[str, Any]] = []
+        if replace:
+            actions.append({"type": "delete", "description": f"Remove the draft order {replace}", "resourceId": replace})
+        actions.append({"type": "create", "description": f"Order {action['label']}"
+                        + (f" ({urgency})" if urgency else ""), "resource": resource})
+        label = f"Replace with {action['label']}" if replace else f"Order {action['label']}"
+        return {"label": shorten(label, 80), "uuid": str(uuid.uuid4()), "isRecommended": True, "actions": actions}
+
+    def _order_cards(self, report: Report, drafts: list[DraftOrder], hook: str,
+                     patient_ref: str) -> list[dict[str, Any]]:
+        data = report.data
+        if not data["conforms"] or not data["applicable"] or not drafts:
+            return []
+        recs = data["recommendations"]
+        recommended_imaging = [r for r in recs if r["direction"] == "for" and self._kind(r["action"]["key"]) == "imaging"]
+        drafted = {d.key for d in drafts}
+        cards = []
+        for draft in drafts:
+            against = next((r for r in recs if r["direction"] == "against" and r["action"]["key"] == draft.key), None)
+            chosen = next((r for r in recs if r["direction"] == "for" and r["action"]["key"] == draft.key), None)
+            if against is not None:
+                cards.append(self._against_card(report, draft, against, recommended_imaging, drafted, patient_ref))
+            elif chosen is not None and hook == "order-select":
+                urgency = f", {chosen['urgency']}" if chosen.get("urgency") else ""
+                cards.append(self._card(
+                    f"Appropriate: {chosen['action']['label']}{urgency}", "info",
+                    self._recommendation_detail(report, chosen, f"The order matches the guideline's recommendation "
+                                                f"for this patient{urgency}."),
+                    ("appropriate", "Order consistent with the guideline")))
+        return cards
+
+    def _against_card(self, report: Report, draft: DraftOrder, rec: dict[str, Any],
+                      recommended_imaging: list[dict[str, Any]], drafted: set[str], patient_ref: str) -> dict[str, Any]:
+        imaging = self._kind(draft.key) == "imaging"
+        alternatives = [a for a in recommended_imaging if a["action"]["key"] != draft.key]
+        alongside = [a for a in alternatives if a["action"]["key"] in drafted]
+        indicator = "warning"
+        notes = []
+        if draft.key in self.alternatives:
+            indicator = "info"
+            conditions = "; ".join(c for c in self.alternatives[draft.key] if c)
+            notes.append(f"The guideline recommends {_md(draft.label)} {conditions}: if that holds but is not in the "
+                         "record, document it and the advice changes.")
+        if imaging and alongside:
+            indicator = "info"
+            notes.append(f"Ordered together with {', '.join(a['action']['label'] for a in alongside)}, "
+                         "which the guideline recommends for this patient.")
+        suggestions = []
+        if imaging and not alongside:
+            suggestions = [self._create_suggestion(a["action"], patient_ref, a.get("urgency"), draft.reference)
+                           for a in alternatives]
+        if draft.reference:
+            suggestions.append({"label": shorten(f"Cancel the order for {draft.label}", 80), "uuid": str(uuid.uuid4()),
+                                "actions": [{"type": "delete", "description": f"Remove the draft order {draft.reference}",
+                                             "resourceId": draft.reference}]})
+        instead = ""
+        if alternatives:
+            instead = "\n\n**Instead:** " + "; ".join(
+                f"{_md(a['action']['label'])}" + (f" ({a['urgency']})" if a.get("urgency") else "") for a in alternatives)
+        lead = (f"The guideline recommends **against {_md(draft.label)}** for this patient "
+                f"{_md(rec.get('condition', ''))}.{instead}" + ("\n\n" + "\n\n".join(notes) if notes else ""))
+        # The context concepts (MRI contraindicated, unavailable) are what the record may lack: the reasons to override.
+        override = [{"system": LOCAL_SYSTEM, "code": key, "display": concept.label}
+                    for key, concept in sorted(self.guideline.concepts.items())
+                    if concept.kind == "context" and imaging]
+        return self._card(rec["text"], indicator, self._recommendation_detail(report, rec, lead),
+                          ("order-check", "Order check"), suggestions, override)
+
+    def _kind(self, key: str) -> str:
+        concept = self.guideline.concepts.get(key)
+        return concept.kind if concept else ""
+
+
+def _drafts(guideline: Guideline, context: dict[str, Any], hook: str) -> list[DraftOrder]:
+    """The draft ServiceRequests to check: for order-select the newly selected ones, for order-sign all."""
+    bundle = context.get("draftOrders")
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or not isinstance(bundle.get("entry"), list):
+        raise HookError(HTTPStatus.BAD_REQUEST, "context.draftOrders must be a Bundle")
+    selections = context.get("selections")
+    if hook == "order-select" and selections is not None and not (
+            isinstance(selections, list) and all(isinstance(s, str) for s in selections)):
+        raise HookError(HTTPStatus.BAD_REQUEST, "context.selections must be an array of references")
+    drafts = []
+    for i, entry in enumerate(bundle["entry"]):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
+            continue
+        rid = resource.get("id")
+        reference = f"ServiceRequest/{rid}" if isinstance(rid, str) and rid else None
+        if hook == "order-select" and selections and reference not in selections:
+            continue
+        keys = [guideline.code_map[pair][0] for pair in _codings(resource.get("code"), f"draftOrders.entry[{i}]")
+                if pair in guideline.code_map]
+        if keys:
+            drafts.append(DraftOrder(reference, keys[0], guideline.concepts[keys[0]].label))
+    return drafts
+
+
+def _codings(code: Any, where: str) -> list[tuple[str, str]]:
+    """The (system, code) pairs of a ServiceRequest.code; refuses one that is not a CodeableConcept."""
+    if code is None:
+        return []
+    codings = code.get("coding", []) if isinstance(code, dict) else None
+    if not isinstance(codings, list) or not all(isinstance(c, dict) for c in codings):
+        raise HookError(HTTPStatus.BAD_REQUEST, f"{where}: code is not a CodeableConcept")
+    return [(c["system"], c["code"]) for c in codings if isinstance(c.get("system"), str) and isinstance(c.get("code"), str)]
+
+
+def _entries(value: Any, key: str, kind: str) -> list[dict[str, Any]]:
+    """The resources of one prefetch value (a resource, a searchset Bundle or null) as Bundle entries."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise HookError(HTTPStatus.BAD_REQUEST, f"prefetch.{key} is not a FHIR resource")
+    if value.get("resourceType") == kind:
+        return [{"resource": value}]
+    if value.get("resourceType") != "Bundle":
+        raise HookError(HTTPStatus.BAD_REQUEST, f"prefetch.{key} is neither a {kind} nor a Bundle")
+    out = []
+    for i, entry in enumerate(value.get("entry") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            raise HookError(HTTPStatus.BAD_REQUEST, f"prefetch.{key}.entry[{i}] has no resource")
+        if entry["resource"].get("resourceType") != kind:
+            continue  # e.g. an OperationOutcome with search.mode "outcome"
+        kept = {"resource": entry["resource"]}
+        if isinstance(entry.get("fullUrl"), str):
+            kept["fullUrl"] = entry["fullUrl"]
+        out.append(kept)
+    return out
+
+
+def _is_outcome(value: Any) -> bool:
+    """CDS Hooks 2.0 lets a client send an OperationOutcome for a prefetch it could not fill."""
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HookError(HTTPStatus.BAD_REQUEST, "the request body is not UTF-8") from None
+    value = load_json(text, "request")
+    if not isinstance(value, dict):
+        raise HookError(HTTPStatus.BAD_REQUEST, "the request body is not a JSON object")
+    return value
+
+
+def _md(text: str) -> str:
+    """Text safe inside Markdown: no markup or links can come from the data."""
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", " ".join(str(text).split()))
+
+
+def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """At most ``limit`` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "\u2026"
+
+
+def check_card(card: dict[str, Any]) -> None:
+    """The specification's rules for a card; a broken card is a bug here, never sent."""
+    problems = spec_problems(card)
+    if problems:
+        raise AssertionError("card breaks the CDS Hooks specification: " + "; ".join(problems))
+
+
+def spec_problems(card: dict[str, Any]) -> list[str]:
+    """What in a card breaks CDS Hooks 2.0 (empty list: nothing). Tests use it too."""
+    problems = []
+    summary = card.get("summary")
+    if not isinstance(summary, str) or not summary or len(summary) >= 140:
+        problems.append("summary must be a non-empty string under 140 characters")
+    if card.get("indicator") not in INDICATORS:
+        problems.append("indicator must be info, warning or critical")
+    source = card.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("label"), str) or not source["label"]:
+        problems.append("source.label is required")
+    if "uuid" in card:
+        try:
+            uuid.UUID(card["uuid"])
+        except (ValueError, TypeError, AttributeError):
+            problems.append("uuid is not a UUID")
+    suggestions = card.get("suggestions")
+    if suggestions is not None:
+        if card.get("selectionBehavior") not in ("at-most-one", "any"):
+            problems.append("selectionBehavior must accompany suggestions")
+        for s in suggestions:
+            if not isinstance(s.get("label"), str) or not s["label"]:
+                problems.append("every suggestion needs a label")
+            for action in s.get("actions", []):
+                if action.get("type") not in ("create", "update", "delete") or not action.get("description"):
+                    problems.append("every action needs a type and a description")
+                if action.get("type") in ("create", "update") and not isinstance(action.get("resource"), dict):
+                    problems.append("create and update actions carry a resource")
+                if action.get("type") == "delete" and not action.get("resourceId"):
+                    problems.append("delete actions name a resourceId")
+        if card.get("selectionBehavior") == "at-most-one" and sum(bool(s.get("isRecommended")) for s in suggestions) > 1:
+            problems.append("at most one suggestion may be recommended with at-most-one")
+    for reason in card.get("overrideReasons", []):
+        if not reason.get("display"):
+            problems.append("override reasons need a display")
+    problems += [f"{path} is null or empty" for path in _empty_paths(card, "card")]
+    return problems
+
+
+def _empty_paths(value: Any, path: str) -> list[str]:
+    if value is None or value == "" or value == [] or value == {}:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _empty_paths(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _empty_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def make_handler(service: CdsService) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to ``service`` (for ``http.server``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "guideline-kg-cds/" + SPEC_VERSION
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self, answer: Answer) -> None:
+            payload = json.dumps(answer.body, ensure_ascii=False, default=str).encode("utf-8")
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self._cors()
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _cors(self) -> None:
+            # Browser-based CDS clients (e.g. the CDS Hooks sandbox) need CORS; only the origin given is allowed.
+            if service.cors:
+                self.send_header("Access-Control-Allow-Origin", service.cors)
+                self.send_header("Vary", "Origin")
+                self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+                self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+
+        def _body(self) -> bytes | None:
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY_BYTES:
+                self._answer(Answer(413 if length > 0 else 400, {"error": "Content-Length is missing or too large"}))
+                return None
+            return self.rfile.read(length)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._answer(service.handle("GET", self.path, authorization=self.headers.get("Authorization")))
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self._body()
+            if body is not None:
+                self._answer(service.handle("POST", self.path, body, self.headers.get("Authorization")))
+
+        def do_OPTIONS(self) -> None:  # noqa: N802
+            self.send_response(204)
+            self._cors()
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            # Request line and status only: never a patient's data.
+            sys.stderr.write(f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {format % args}\n")
+
+    return Handler
+
+
+def make_server(service: CdsService, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP server for ``service``; port 0 picks a free port (``server.server_address``)."""
+    server = ThreadingHTTPServer((host, port), make_handler(service))
+    server.daemon_threads = True
+    return server
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_cds(args: argparse.Namespace) -> int:
+    """``guideline-kg serve --cds-hooks``: serve until interrupted."""
+    host = getattr(args, "host", None) or "127.0.0.1"
+    port = getattr(args, "port", None)
+    token = getattr(args, "token", None) or os.environ.get(TOKEN_VARIABLE) or None
+    if not token and not _loopback(host):
+        raise InputError(f"serving CDS Hooks on {host} needs a bearer token (--token or ${TOKEN_VARIABLE})")
+    service = CdsService.load(getattr(args, "engine", None), token, getattr(args, "cors", None))
+    try:
+        server = make_server(service, host, 8080 if port is None else int(port))
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound_host, bound_port = server.server_address[:2]
+    sys.stderr.write(f"guideline-kg: CDS Hooks {SPEC_VERSION} service on http://{bound_host}:{bound_port}{BASE_PATH}\n")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+__all__ = ["CdsService", "Answer", "make_handler", "make_server", "serve_cds", "spec_problems", "PREFETCH",
+           "guideline_statements", "Quoted", "shorten"]

@@ -1,0 +1,351 @@
+"""The CDS Hooks service: discovery, the three hooks, feedback and missing prefetch, with
+request bodies shaped like the CDS Hooks 2.0 examples and every card checked against the
+specification's rules (checked here, independently of the service's own checker)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+import uuid
+from functools import lru_cache
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLES, engine, guideline
+from reasoner.cds import PREFETCH, CdsService, make_server
+
+LOINC, SNOMED, LOCAL = "http://loinc.org", "http://snomed.info/sct", "urn:guideline-kg:concept"
+MRI_WO_W, MRI_WO, CT_W = (LOINC, "24967-2"), (LOINC, "30679-5"), (LOINC, "24964-9")
+BONE_SCAN, ULTRASOUND, PHYSICAL_THERAPY = (LOINC, "39879-2"), (LOCAL, "us-back-soft-tissue"), (SNOMED, "91251008")
+TITLE = "Evaluation and Management of Mid-Lumbar Mass with Back Pain"
+
+
+@lru_cache(maxsize=1)
+def service() -> CdsService:
+    return CdsService(guideline(), engine())
+
+
+@lru_cache(maxsize=None)
+def prefetch_of(example: str) -> tuple[str, str]:
+    """(patientId, prefetch JSON) for an example bundle, split the way a CDS client fills the templates."""
+    bundle = json.loads((EXAMPLES / example).read_text(encoding="utf-8"))
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        by_type.setdefault(entry["resource"]["resourceType"], []).append(entry)
+    patient = by_type["Patient"][0]["resource"]
+
+    def searchset(kind: str) -> dict[str, Any] | None:
+        entries = [{**e, "search": {"mode": "match"}} for e in by_type.get(kind, [])]
+        if not entries:
+            return None  # the spec: a template the client had no data for is null
+        return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+
+    prefetch: dict[str, Any] = {"patient": patient}
+    for key, (_, kind) in PREFETCH.items():
+        if kind != "Patient":
+            prefetch[key] = searchset(kind)
+    return patient["id"], json.dumps(prefetch)
+
+
+def request(hook: str, example: str = "palpable-mass-fever.json", **context: Any) -> dict[str, Any]:
+    patient_id, prefetch = prefetch_of(example)
+    return {"hookInstance": str(uuid.uuid4()), "hook": hook, "fhirServer": "https://ehr.example.org/r4",
+            "context": {"userId": "Practitioner/example", "patientId": patient_id, "encounterId": "enc-1", **context},
+            "prefetch": json.loads(prefetch)}
+
+
+def draft(rid: str, coding: tuple[str, str], patient_id: str) -> dict[str, Any]:
+    return {"resource": {"resourceType": "ServiceRequest", "id": rid, "status": "draft", "intent": "order",
+                         "code": {"coding": [{"system": coding[0], "code": coding[1]}]},
+                         "subject": {"reference": f"Patient/{patient_id}"}}}
+
+
+def order_request(hook: str, orders: list[tuple[str, tuple[str, str]]], selected: list[str] | None = None,
+                  example: str = "palpable-mass-fever.json") -> dict[str, Any]:
+    patient_id, _ = prefetch_of(example)
+    context: dict[str, Any] = {"draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                               "entry": [draft(rid, coding, patient_id) for rid, coding in orders]}}
+    if hook == "order-select":
+        context["selections"] = [f"ServiceRequest/{rid}" for rid in (selected or [rid for rid, _ in orders])]
+    return request(hook, example, **context)
+
+
+def post(path: str, body: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = service().handle("POST", path, data)
+    json.dumps(answer.body)  # the answer is JSON
+    return answer.status, answer.body
+
+
+def cards_for(hook: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    status, answer = post(f"/cds-services/{hook}", body)
+    assert status == 200, answer
+    assert set(answer) <= {"cards", "systemActions"} and isinstance(answer["cards"], list)
+    for card in answer["cards"]:
+        assert_card_follows_spec(card)
+    return answer["cards"]
+
+
+def _no_empty(value: Any, path: str) -> None:
+    assert value is not None and value != "" and value != [] and value != {}, f"{path} is null or empty"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_empty(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_empty(item, f"{path}[{i}]")
+
+
+def assert_card_follows_spec(card: dict[str, Any]) -> None:
+    """CDS Hooks 2.0, Card attributes, Suggestion and Action."""
+    _no_empty(card, "card")
+    assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < 140
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["source"]["label"] == TITLE
+    uuid.UUID(card["uuid"])
+    assert isinstance(card.get("detail", ""), str)
+    if "suggestions" in card:
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+        if card["selectionBehavior"] == "at-most-one":
+            assert sum(bool(s.get("isRecommended")) for s in card["suggestions"]) <= 1
+        for suggestion in card["suggestions"]:
+            assert suggestion["label"]
+            uuid.UUID(suggestion["uuid"])
+            for action in suggestion.get("actions", []):
+                assert action["type"] in ("create", "update", "delete") and action["description"]
+                if action["type"] in ("create", "update"):
+                    assert action["resource"]["resourceType"]
+                else:
+                    assert action["resourceId"].startswith("ServiceRequest/")
+    for reason in card.get("overrideReasons", []):
+        assert reason["display"] and reason["code"]
+    assert set(card) <= {"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
+                         "overrideReasons", "links"}
+
+
+def created_codes(card: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c["system"], c["code"]) for s in card.get("suggestions", []) for a in s.get("actions", [])
+            if a["type"] == "create" for c in a["resource"]["code"]["coding"]}
+
+
+# ---- discovery ----
+
+def test_discovery_lists_the_three_hooks_with_prefetch_for_patient_conditions_observations_flags_reports():
+    answer = service().handle("GET", "/cds-services")
+    assert answer.status == 200
+    services = {s["id"]: s for s in answer.body["services"]}
+    assert set(services) == {"patient-view", "order-select", "order-sign"}
+    for sid, entry in services.items():
+        assert entry["hook"] == sid and entry["title"] and entry["description"]
+        assert entry["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        kinds = {template.split("?")[0] for template in entry["prefetch"].values()}
+        assert kinds == {"Patient/{{context.patientId}}", "Condition", "Observation", "Flag", "DiagnosticReport"}
+        assert all("patient={{context.patientId}}" in t for k, t in entry["prefetch"].items() if k != "patient")
+
+
+def test_service_answers_over_http_on_localhost_with_cors_for_the_origin_given():
+    server = make_server(CdsService(guideline(), engine(), cors="https://sandbox.example.org"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        with urllib.request.urlopen(f"http://{host}:{port}/cds-services", timeout=30) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == "https://sandbox.example.org"
+            assert response.headers["Content-Type"].startswith("application/json")
+            assert {s["id"] for s in json.load(response)["services"]} == {"patient-view", "order-select", "order-sign"}
+        body = json.dumps(order_request("order-select", [("sr1", MRI_WO)])).encode()
+        req = urllib.request.Request(f"http://{host}:{port}/cds-services/order-select", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=120) as response:
+            cards = json.load(response)["cards"]
+        assert [c["indicator"] for c in cards] == ["warning"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- patient-view ----
+
+@pytest.fixture(scope="module")
+def patient_view() -> list[dict[str, Any]]:
+    return cards_for("patient-view", request("patient-view"))
+
+
+def test_patient_view_orders_mri_with_and_without_contrast_immediately(patient_view):
+    order = [c for c in patient_view if created_codes(c) == {MRI_WO_W}]
+    assert len(order) == 1
+    card = order[0]
+    assert card["indicator"] == "warning" and "immediate" in card["summary"]
+    assert "S10" in card["detail"] and "Order MRI lumbar spine without and with IV contrast immediately" in card["detail"]
+    assert "Condition/mass" in card["detail"]  # the patient fact with its FHIR source
+    create = card["suggestions"][0]["actions"][0]
+    assert create["resource"]["subject"]["reference"] == f"Patient/{prefetch_of('palpable-mass-fever.json')[0]}"
+
+
+def test_patient_view_names_the_red_flags_with_their_statements(patient_view):
+    flags = [c for c in patient_view if c["summary"].startswith("Red flags")]
+    assert len(flags) == 1
+    assert {"Fever", "Tachycardia", "Palpable mid-lumbar mass"} <= set(flags[0]["summary"][len("Red flags: "):].split(", "))
+    assert "S05" in flags[0]["detail"] and "Observation/temp-1" in flags[0]["detail"]
+
+
+def test_patient_view_lists_what_not_to_order_and_sorts_cards_by_urgency(patient_view):
+    avoid = [c for c in patient_view if c["summary"].startswith("Do not order")]
+    assert len(avoid) == 1 and "Bone scan with SPECT" in avoid[0]["detail"]
+    rank = {"critical": 0, "warning": 1, "info": 2}
+    assert [rank[c["indicator"]] for c in patient_view] == sorted(rank[c["indicator"]] for c in patient_view)
+    assert len({c["uuid"] for c in patient_view}) == len(patient_view)
+
+
+def test_patient_view_of_a_patient_the_guideline_does_not_apply_to_has_no_cards():
+    assert cards_for("patient-view", request("patient-view", "not-applicable.json")) == []
+
+
+# ---- order-select and order-sign ----
+
+def test_mri_without_contrast_alone_with_a_palpable_mass_warns_and_suggests_mri_without_and_with_contrast():
+    cards = cards_for("order-select", order_request("order-select", [("sr1", MRI_WO)]))
+    assert len(cards) == 1
+    card = cards[0]
+    assert card["indicator"] == "warning"
+    assert card["selectionBehavior"] == "at-most-one"
+    replace = card["suggestions"][0]
+    assert replace["isRecommended"] is True
+    assert [a["type"] for a in replace["actions"]] == ["delete", "create"]
+    assert replace["actions"][0]["resourceId"] == "ServiceRequest/sr1"
+    assert created_codes(card) == {MRI_WO_W}
+    for cited in ("S13", "S37", "References:** 1, 5"):
+        assert cited in card["detail"]
+
+
+@pytest.mark.parametrize("name, coding", [("bone scan", BONE_SCAN), ("ultrasound", ULTRASOUND)])
+def test_bone_scan_or_ultrasound_as_the_evaluating_study_warns(name, coding):
+    cards = cards_for("order-select", order_request("order-select", [("sr1", coding)]))
+    assert [c["indicator"] for c in cards] == ["warning"], name
+    assert created_codes(cards[0]) == {MRI_WO_W}
+    assert ("S22" if coding == BONE_SCAN else "S23") in cards[0]["detail"]
+
+
+def test_physical_therapy_before_serious_pathology_is_excluded_warns():
+    cards = cards_for("order-select", order_request("order-select", [("sr1", PHYSICAL_THERAPY)]))
+    assert [c["indicator"] for c in cards] == ["warning"]
+    assert "S31" in cards[0]["detail"] and "physical therapy" in cards[0]["summary"].lower()
+    assert created_codes(cards[0]) == set()  # no imaging put in its place; cancelling is offered
+    assert cards[0]["suggestions"][0]["actions"] == [
+        {"type": "delete", "description": "Remove the draft order ServiceRequest/sr1", "resourceId": "ServiceRequest/sr1"}]
+
+
+def test_ct_with_contrast_while_mri_is_possible_is_an_info_card_suggesting_mri():
+    cards = cards_for("order-select", order_request("order-select", [("sr1", CT_W)]))
+    assert [c["indicator"] for c in cards] == ["info"]
+    assert created_codes(cards[0]) == {MRI_WO_W}
+    assert "S21" in cards[0]["detail"]
+    assert {r["code"] for r in cards[0]["overrideReasons"]} == {"mri-contraindicated", "mri-unavailable"}
+
+
+def test_ct_with_contrast_when_mri_is_contraindicated_is_not_argued_against():
+    cards = cards_for("order-select", order_request("order-select", [("sr1", CT_W)],
+                                                   example="mri-contraindicated-deficit.json"))
+    assert [c["summary"].split(":")[0] for c in cards] == ["Appropriate"]
+    assert cards[0]["indicator"] == "info"
+
+
+def test_an_appropriate_order_gets_an_info_card_on_select_and_no_card_on_sign():
+    selected = cards_for("order-select", order_request("order-select", [("sr1", MRI_WO_W)]))
+    assert [c["indicator"] for c in selected] == ["info"] and selected[0]["summary"].startswith("Appropriate")
+    assert cards_for("order-sign", order_request("order-sign", [("sr1", MRI_WO_W)])) == []
+
+
+def test_order_select_checks_only_the_selected_orders_and_order_sign_checks_them_all():
+    orders = [("sr1", MRI_WO_W), ("sr2", BONE_SCAN), ("sr3", PHYSICAL_THERAPY)]
+    selected = cards_for("order-select", order_request("order-select", orders, selected=["sr2"]))
+    assert len(selected) == 1 and "Bone scan" in selected[0]["summary"]
+    signed = cards_for("order-sign", order_request("order-sign", orders))
+    by_order = {c["suggestions"][-1]["actions"][0]["resourceId"]: c for c in signed}
+    assert set(by_order) == {"ServiceRequest/sr2", "ServiceRequest/sr3"}
+    # Beside the MRI the guideline recommends, the bone scan is only redundant (info); physical
+    # therapy before serious pathology is excluded stays a warning.
+    assert by_order["ServiceRequest/sr2"]["indicator"] == "info"
+    assert "Ordered together with MRI lumbar spine without and with IV contrast" in by_order["ServiceRequest/sr2"]["detail"]
+    assert by_order["ServiceRequest/sr3"]["indicator"] == "warning"
+
+
+def test_a_draft_order_is_never_a_patient_fact():
+    # Were the draft MRI read as done, the guideline would stop recommending it.
+    body = order_request("order-select", [("sr1", MRI_WO_W)])
+    body["prefetch"]["reports"] = {"resourceType": "Bundle", "type": "searchset",
+                                   "entry": [body["context"]["draftOrders"]["entry"][0]]}
+    cards = cards_for("order-select", body)
+    assert [c["summary"].split(":")[0] for c in cards] == ["Appropriate"]
+
+
+def test_orders_outside_the_guideline_get_no_card():
+    assert cards_for("order-sign", order_request("order-sign", [("sr1", (LOINC, "2345-7"))])) == []
+
+
+# ---- missing prefetch, bad requests, feedback ----
+
+@pytest.mark.parametrize("key", sorted(PREFETCH))
+def test_missing_prefetch_without_fhir_access_is_412(key):
+    body = request("patient-view")
+    del body["prefetch"][key]
+    status, answer = post("/cds-services/patient-view", body)
+    assert status == 412 and key in answer["error"]
+
+
+def test_no_prefetch_at_all_and_no_fhir_server_is_412():
+    body = request("patient-view")
+    del body["prefetch"], body["fhirServer"]
+    assert post("/cds-services/patient-view", body)[0] == 412
+
+
+def test_a_prefetch_the_client_failed_to_fill_with_an_operation_outcome_is_412():
+    body = request("patient-view")
+    body["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    assert post("/cds-services/patient-view", body)[0] == 412
+
+
+@pytest.mark.parametrize("path, body, status", [
+    ("/cds-services/patient-view", b"{not json", 400),
+    ("/cds-services/patient-view", b"[]", 400),
+    ("/cds-services/nope", b"{}", 404),
+    ("/cds-services/order-sign", None, 400),  # the hook named in the body is not the service's
+])
+def test_bad_requests_get_a_4xx_with_a_message(path, body, status):
+    got, answer = post(path, body if body is not None else request("patient-view"))
+    assert got == status and answer["error"]
+
+
+def test_with_a_token_every_request_needs_it():
+    guarded = CdsService(guideline(), engine(), token="s3cret")
+    assert guarded.handle("GET", "/cds-services").status == 401
+    assert guarded.handle("GET", "/cds-services", authorization="Bearer wrong").status == 401
+    assert guarded.handle("GET", "/cds-services", authorization="Bearer s3cret").status == 200
+
+
+def test_serving_beyond_localhost_without_a_token_is_refused(monkeypatch, capsys):
+    monkeypatch.delenv("GUIDELINE_KG_TOKEN", raising=False)
+    from reasoner.cli import main
+
+    assert main(["serve", "--cds-hooks", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "bearer token" in capsys.readouterr().err
+
+
+def test_feedback_is_accepted_and_recorded():
+    card, suggestion = str(uuid.uuid4()), str(uuid.uuid4())
+    status, answer = post("/cds-services/order-select/feedback", {"feedback": [
+        {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": suggestion}],
+         "outcomeTimestamp": "2026-11-25T10:00:00Z"},
+        {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:01:00Z",
+         "overrideReason": {"reason": {"system": LOCAL, "code": "mri-unavailable", "display": "MRI unavailable"},
+                            "userComment": "scanner down"}}]})
+    assert status == 200 and answer == {}
+    assert any(f["card"] == card and f["service"] == "order-select" for f in service().feedback_log)
+
+
+def test_feedback_without_an_outcome_is_refused():
+    status, answer = post("/cds-services/order-select/feedback", {"feedback": [{"card": "x"}]})
+    assert status == 400 and "outcome" in answer["error"]
