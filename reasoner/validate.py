@@ -60,7 +60,7 @@ def results_of(report: Graph) -> list[ShapeResult]:
 def unique(results: list[ShapeResult]) -> list[ShapeResult]:
     """Sorted, one result per (severity, focus, path, message, shape): the report lists each once."""
     seen: dict[tuple[object, ...], ShapeResult] = {}
-    for result in sorted(results):
+    for result in sorted(results, key=lambda r: (r.severity, r.focus, r.path or "", r.message, r.shape, r.value or "")):
         seen.setdefault((result.severity, result.focus, result.path, result.message, result.shape), result)
     return list(seen.values())
 
