@@ -11,7 +11,7 @@ SH = Namespace("http://www.w3.org/ns/shacl#")
 SEVERITY = {SH.Violation: "Violation", SH.Warning: "Warning", SH.Info: "Info"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ShapeResult:
     """One SHACL validation result, as the report lists it."""
 
@@ -21,6 +21,13 @@ class ShapeResult:
     message: str
     shape: str
     value: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, ...]:
+        return (self.severity, self.focus, self.path or "", self.message, self.shape, self.value or "")
+
+    def __lt__(self, other: "ShapeResult") -> bool:
+        return self.sort_key < other.sort_key
 
     def as_json(self) -> dict[str, str | None]:
         return {"severity": self.severity, "focus": self.focus, "path": self.path,
@@ -60,7 +67,7 @@ def results_of(report: Graph) -> list[ShapeResult]:
 def unique(results: list[ShapeResult]) -> list[ShapeResult]:
     """Sorted, one result per (severity, focus, path, message, shape): the report lists each once."""
     seen: dict[tuple[object, ...], ShapeResult] = {}
-    for result in sorted(results, key=lambda r: (r.severity, r.focus, r.path or "", r.message, r.shape, r.value or "")):
+    for result in sorted(results):
         seen.setdefault((result.severity, result.focus, result.path, result.message, result.shape), result)
     return list(seen.values())
 
