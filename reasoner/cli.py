@@ -61,3 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RecursionError:
+        sys.stderr.write("guideline-kg: input nested too deeply\n")
+        return 2
+    except Exception as exc:  # never a traceback for a user; the message names the failure
+        sys.stderr.write(f"guideline-kg: could not process the input: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}\n")
+        return 2

@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, localcontext
 from typing import Any
 
 from rdflib import RDF, XSD, Graph, Literal, URIRef
@@ -60,17 +60,27 @@ def load_json(text: str, what: str = "input") -> Any:
         raise InputError(f"{what}: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, ArithmeticError):  # an integer over 4300 digits, a decimal exponent out of range
+        raise InputError(f"{what}: a number in the JSON is too large to read") from None
     _check_depth(value, what)
     return value
 
 
 def _check_depth(value: Any, what: str) -> None:
+    """Nesting within MAX_DEPTH, and every string Unicode text (a lone surrogate escape such as \\ud800 is not)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = ord(item[exc.start])
+                raise InputError(f"{what}: a string holds \\u{code:04x}, an unpaired surrogate, not text") from None
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
@@ -169,9 +179,10 @@ class BundleReader:
         if not isinstance(bundle, dict):
             raise InputError("input: not a FHIR R4 Bundle (the JSON is not an object)")
         if bundle.get("resourceType") != "Bundle":
-            raise InputError(f"input: resourceType is {bundle.get('resourceType')!r}, a FHIR R4 Bundle is required")
-        if bundle.get("type") not in BUNDLE_TYPES:
-            raise InputError(f"Bundle: type {bundle.get('type')!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}")
+            raise InputError(f"input: resourceType is {str(bundle.get('resourceType'))[:40]!r}, a FHIR R4 Bundle is required")
+        bundle_type = bundle.get("type")
+        if not isinstance(bundle_type, str) or bundle_type not in BUNDLE_TYPES:
+            raise InputError(f"Bundle: type {str(bundle_type)[:40]!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}")
         entries = bundle.get("entry")
         if not isinstance(entries, list):
             raise InputError("Bundle: entry is missing or not a list")
@@ -230,7 +241,7 @@ class BundleReader:
                 continue
             if not isinstance(ref, str):
                 raise resource.fail(f"{field_name}.reference", "is not a string")
-            if ref not in references and not any(ref.endswith("/" + r) for r in references if "/" in r):
+            if ref not in references:  # "Patient/<id>" or the Patient entry's fullUrl, exactly
                 raise resource.fail(f"{field_name}.reference", f"{ref[:80]!r} names a patient that is not in the bundle")
 
     # ---- graph writing ----
@@ -334,9 +345,11 @@ class BundleReader:
         conversion = self.guideline.conversions.get(unit)
         if conversion is None or conversion.to_unit != canonical:
             raise r.fail("valueQuantity.code", f"{unit[:40]!r} cannot be converted to {canonical}")
-        try:
-            converted = ((Decimal(value) + conversion.offset) * conversion.factor).quantize(Decimal("0.01"))
-        except InvalidOperation:
+        try:  # exact up to 1e400 (past any double, e.g. 1e308, which the plausible-range shape then reports)
+            with localcontext() as context:
+                context.prec = 500
+                converted = ((Decimal(value) + conversion.offset) * conversion.factor).quantize(Decimal("0.01"))
+        except ArithmeticError:
             raise r.fail("valueQuantity.value", "is out of range") from None
         vital = URIRef(f"{self.iri}/vital/{r.slug}")
         g = self.graph

@@ -56,7 +56,7 @@ def parse_rdf_file(path: Path, graph: Graph) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise GuidelineError(f"{path}: cannot read: {exc}") from None
     try:
-        graph.parse(data=data, format="turtle", publicID=path.as_uri())
+        graph.parse(data=data, format="turtle", publicID=path.resolve().as_uri())
     except Exception as exc:  # rdflib's parsers raise several unrelated types
         message = " ".join(str(exc).split())
         raise GuidelineError(f"{path.name}: not valid Turtle: {message[:300]}") from None

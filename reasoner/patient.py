@@ -7,6 +7,7 @@ fetched), and RDF/XML, whose entities can expand without bound, is not accepted.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
     except Exception as exc:  # rdflib raises many unrelated exception types
         message = " ".join(str(exc).split())[:200]
         raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+    _refuse_malformed_terms(graph, name)
     _refuse_guideline_changes(graph, name)
     patients = sorted(set(graph.subjects(RDF.type, GKG.Patient)), key=str)
     if len(patients) != 1:
@@ -119,6 +121,21 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
         raise InputError(f"{name}: the gkg:Patient node must be an IRI, not a blank node")
     identifier = next((str(o) for o in graph.objects(patient, GKG.identifier)), str(patient))
     return PatientGraph(graph, patient, identifier, "rdf")
+
+
+_BAD_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`]')
+
+
+def _refuse_malformed_terms(graph: Graph, name: str) -> None:
+    """Refuse what lenient parsing lets through: IRIs with spaces or controls, literal subjects, non-IRI predicates."""
+    for s, p, o in graph:
+        if not isinstance(s, (URIRef, BNode)):
+            raise InputError(f"{name}: a literal stands as a subject ({str(s)[:40]!r})")
+        if not isinstance(p, URIRef):
+            raise InputError(f"{name}: a predicate is not an IRI ({str(p)[:40]!r})")
+        for term in (s, p, o):
+            if isinstance(term, URIRef) and _BAD_IRI.search(str(term)):
+                raise InputError(f"{name}: {str(term)[:60]!r} is not a valid IRI")
 
 
 SCHEMA_NAMESPACES = (str(RDFS), str(OWL), "http://www.w3.org/ns/shacl#")
