@@ -1,0 +1,80 @@
+"""``guideline-kg serve``: the read-only SPARQL endpoint (or, with ``--cds-hooks``, the CDS Hooks service)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from reasoner.errors import InputError
+
+TOKEN_VARIABLE = "GUIDELINE_KG_TOKEN"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a read-only SPARQL 1.1 endpoint over the guideline and patient reports",
+                       description="Serves /sparql (SPARQL 1.1 Protocol), /queries/{name} (named queries) and a "
+                                   "query page at /. Binds 127.0.0.1 unless told otherwise; another address "
+                                   f"needs a bearer token (--token or ${TOKEN_VARIABLE}).")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7878, help="port (default 7878; 0 picks a free one)")
+    p.add_argument("--reports", type=Path, help="a folder of report graphs written by "
+                   "'recommend --format turtle|jsonld'; one named graph per patient")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a query may run (default 30)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="query worker processes (default: the number of CPUs, at most 4)")
+    p.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_VARIABLE})")
+    p.add_argument("--cors", metavar="ORIGIN", help="allow this origin to query from a browser (CORS is off by default)")
+    p.add_argument("--cds-hooks", action="store_true", help="serve CDS Hooks instead of SPARQL (see reasoner.cds)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if args.cds_hooks:
+        import reasoner.cds
+
+        return reasoner.cds.serve_cds(args)
+    from reasoner.guideline import Guideline
+    from reasoner.serve import Service, Settings, check_binding, guideline_graphs, make_server, read_reports
+
+    if args.timeout <= 0:
+        raise InputError("--timeout must be a positive number of seconds")
+    if args.workers < 1:
+        raise InputError("--workers must be at least 1")
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    settings = Settings(host=args.host, port=args.port, timeout=args.timeout, token=token, cors=args.cors,
+                        workers=args.workers)
+    check_binding(settings)
+    graphs = guideline_graphs(Guideline.load())
+    if args.reports is not None:
+        graphs += read_reports(args.reports)
+    service = Service.start(graphs, settings)
+    try:
+        server = make_server(service)
+    except OSError as exc:
+        service.pool.close()
+        raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except InputError:
+        service.pool.close()
+        raise
+    host, port = server.server_address[:2]
+    settings.port = port
+    shown = f"[{host}]" if ":" in str(host) else host
+    sys.stderr.write(f"guideline-kg: SPARQL endpoint at http://{shown}:{port}/sparql "
+                     f"({len(graphs)} named graphs, {args.timeout:g} s per query); Ctrl-C stops\n")
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        service.pool.close()
+    return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the server as Ctrl-C does: workers stopped, socket closed

@@ -1,0 +1,861 @@
+"""A read-only SPARQL 1.1 Protocol endpoint over the guideline and patient reports.
+
+The dataset
+    Named graphs: the asserted guideline (:data:`GUIDELINE_GRAPH`), what the OWL-RL
+    closure adds to it (:data:`INFERRED_GRAPH`, the entailed triples only) and one
+    graph per patient report (:func:`report_graph_name`, ``<patient>/report``).
+    The default graph is the union of all named graphs (``sd:UnionDefaultGraph``),
+    as with Oxigraph's ``--union-default-graph`` and Fuseki's ``unionDefaultGraph``.
+
+The protocol
+    ``/sparql``: GET ``?query=``, POST form ``query=`` and POST
+    ``application/sparql-query``. SELECT and ASK answer in SPARQL results JSON,
+    XML, CSV or TSV; CONSTRUCT and DESCRIBE in Turtle, N-Triples, JSON-LD or
+    RDF/XML, chosen by the Accept header (406 when none of them is acceptable).
+    ``/sparql`` with no query gives the SPARQL 1.1 Service Description.
+    ``/queries`` lists the named queries (``queries/*.rq``), ``/queries/{name}``
+    runs one with parameters from the query string bound as RDF terms.
+    ``/`` is a query page (HTML and inline JavaScript, nothing from a CDN).
+
+Safe defaults
+    Read-only (an update is refused with 403); FROM, FROM NAMED, the
+    ``default-graph-uri``/``named-graph-uri`` parameters and SERVICE are refused
+    with 400, so no query reads outside the dataset; each query runs in a worker
+    process that is killed when it exceeds the time limit (rdflib cannot cancel a
+    query), so a slow query never holds up the other clients. The server binds
+    127.0.0.1; another address needs a bearer token, and then every request but
+    the static query page must carry it (401 otherwise). CORS is off unless an
+    origin is configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import socket
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from collections.abc import Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from rdflib import BNode, Dataset, Graph, Literal, Namespace, URIRef
+from rdflib.namespace import RDF, XSD
+from rdflib.plugins.sparql import prepareQuery
+from rdflib.plugins.sparql.parser import parseUpdate
+from rdflib.plugins.sparql.sparql import Query as PreparedQuery
+from rdflib.query import Result
+from rdflib.term import Node
+
+from reasoner import resources
+from reasoner.errors import InputError
+from reasoner.guideline import Guideline
+from reasoner.namespaces import BASE, GKG
+from reasoner.queries import QueryFile, load_folder, local_only_problem
+
+GUIDELINE_GRAPH = URIRef(BASE + "graph/guideline")
+INFERRED_GRAPH = URIRef(BASE + "graph/guideline-inferred")
+SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
+VOID = Namespace("http://rdfs.org/ns/void#")
+FORMATS = Namespace("http://www.w3.org/ns/formats/")
+
+MAX_BODY_BYTES = 1024 * 1024
+REPORT_SUFFIXES = {".ttl": "turtle", ".jsonld": "json-ld", ".nt": "nt"}
+
+# Media types a result can be written in, most preferred first; the value is the serializer's name.
+SOLUTION_TYPES: dict[str, str] = {
+    "application/sparql-results+json": "json",
+    "application/sparql-results+xml": "xml",
+    "text/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/json": "json",
+    "application/xml": "xml",
+    "text/xml": "xml",
+}
+GRAPH_TYPES: dict[str, str] = {
+    "text/turtle": "turtle",
+    "application/n-triples": "nt",
+    "application/ld+json": "json-ld",
+    "application/rdf+xml": "xml",
+    "application/json": "json-ld",
+}
+# The W3C format IRIs the service description lists (sd:resultFormat).
+FORMAT_IRIS = [FORMATS.SPARQL_Results_JSON, FORMATS.SPARQL_Results_XML, FORMATS.SPARQL_Results_CSV,
+               FORMATS.SPARQL_Results_TSV, FORMATS.Turtle, FORMATS["N-Triples"], FORMATS["JSON-LD"], FORMATS.RDF_XML]
+
+
+# --- the dataset -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NamedGraph:
+    """One graph of the dataset, with what it holds in a few words."""
+
+    name: URIRef
+    graph: Graph
+    label: str
+
+
+def report_graph_name(patient: URIRef) -> URIRef:
+    """The named graph a patient's report is kept in: ``<patient>/report``."""
+    return URIRef(f"{patient}/report")
+
+
+def guideline_graphs(guideline: Guideline) -> list[NamedGraph]:
+    """The asserted guideline, and the triples its OWL-RL closure adds (only those, and only RDF ones:
+    the closure also makes generalized triples with a literal subject, which no store accepts)."""
+    from reasoner.engine import closure
+
+    closed = Graph()
+    closed += guideline.graph
+    closure(closed)
+    inferred = Graph()
+    for triple in closed:
+        if not isinstance(triple[0], Literal) and isinstance(triple[1], URIRef) and triple not in guideline.graph:
+            inferred.add(triple)
+    return [NamedGraph(GUIDELINE_GRAPH, guideline.graph, "the guideline as encoded (asserted)"),
+            NamedGraph(INFERRED_GRAPH, inferred, "what the OWL-RL closure of the guideline adds to it")]
+
+
+def read_report(path: Path) -> NamedGraph:
+    """A report graph written by ``recommend --format turtle|jsonld``; its patient names the graph."""
+    from reasoner.patient import check_jsonld_contexts, read_text
+
+    syntax = REPORT_SUFFIXES.get(path.suffix.lower())
+    if syntax is None:
+        raise InputError(f"{path.name}: a report must be Turtle (.ttl), N-Triples (.nt) or JSON-LD (.jsonld)")
+    text = read_text(path)
+    if syntax == "json-ld":
+        try:
+            check_jsonld_contexts(json.loads(text), path.name)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path.name}: not JSON: {exc.msg} (line {exc.lineno})") from None
+    graph = Graph()
+    try:
+        graph.parse(data=text, format=syntax, publicID="urn:guideline-kg:input:")
+    except Exception as exc:  # rdflib's parsers raise several unrelated types
+        raise InputError(f"{path.name}: cannot be parsed as {syntax}: {' '.join(str(exc).split())[:200]}") from None
+    patients = sorted({p for p in graph.subjects(RDF.type, GKG.Patient) if isinstance(p, URIRef)}, key=str)
+    if len(patients) != 1:
+        raise InputError(f"{path.name}: a report is about exactly one gkg:Patient; this file has {len(patients)}")
+    return NamedGraph(report_graph_name(patients[0]), graph, f"the report of {patients[0]}")
+
+
+def read_reports(folder: Path) -> list[NamedGraph]:
+    """Every report file of a folder, one named graph per patient (two files for one patient are refused)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder of reports")
+    reports: dict[URIRef, NamedGraph] = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in REPORT_SUFFIXES):
+        report = read_report(path)
+        if report.name in reports:
+            raise InputError(f"{path.name}: a second report for the patient of {report.name}")
+        reports[report.name] = report
+    return list(reports.values())
+
+
+def build_dataset(graphs: list[NamedGraph]) -> Dataset:
+    dataset = Dataset(default_union=True)
+    for named in graphs:
+        target = dataset.graph(named.name)
+        for prefix, namespace in named.graph.namespaces():
+            dataset.bind(prefix, namespace, override=False)
+        for triple in named.graph:
+            target.add(triple)
+    return dataset
+
+
+# --- checking a request's query ----------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A request answered with an HTTP error status and a one-line message."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A query that may run: its text and its form (SELECT, ASK, CONSTRUCT or DESCRIBE)."""
+
+    text: str
+    form: str
+
+
+_FORMS = {"SelectQuery": "SELECT", "AskQuery": "ASK", "ConstructQuery": "CONSTRUCT", "DescribeQuery": "DESCRIBE"}
+
+
+def check_query(text: str) -> Checked:
+    """Parse a query; raise Refused (403 for an update, 400 for anything reaching outside the dataset)."""
+    try:
+        prepared = prepareQuery(text)
+    except Exception as exc:  # pyparsing and rdflib raise several types
+        if _is_update(text):
+            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update (including LOAD) "
+                                                "is not accepted") from None
+        raise Refused(HTTPStatus.BAD_REQUEST, f"not a valid SPARQL query: {' '.join(str(exc).split())[:300]}") from None
+    return Checked(text, _form(prepared))
+
+
+def _form(prepared: PreparedQuery) -> str:
+    problem = local_only_problem(prepared)
+    if problem:
+        raise Refused(HTTPStatus.BAD_REQUEST, problem)
+    return _FORMS[prepared.algebra.name]
+
+
+def _is_update(text: str) -> bool:
+    try:
+        parseUpdate(text)
+    except Exception:
+        return False
+    return True
+
+
+# --- content negotiation -----------------------------------------------------------------------
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        if not pieces[0]:
+            continue
+        q = 1.0
+        for param in pieces[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((pieces[0].lower(), q))
+    return ranges
+
+
+def _quality(offer: str, ranges: list[tuple[str, float]]) -> float:
+    """The q of the most specific media range that matches the offer (0 when none does)."""
+    kind = offer.split("/")[0]
+    best_level, q = -1, 0.0
+    for media_range, weight in ranges:
+        level = 2 if media_range == offer else 1 if media_range == f"{kind}/*" else 0 if media_range == "*/*" else -1
+        if level > best_level:
+            best_level, q = level, weight
+    return q
+
+
+def negotiate(accept: str | None, offers: list[str]) -> str | None:
+    """The offered media type the Accept header prefers (the earlier offer on a tie), or None (406)."""
+    if not accept or not accept.strip():
+        return offers[0]
+    ranges = _media_ranges(accept)
+    chosen, best = None, 0.0
+    for offer in offers:
+        q = _quality(offer, ranges)
+        if q > best:
+            chosen, best = offer, q
+    return chosen
+
+
+def offers_for(form: str) -> dict[str, str]:
+    return SOLUTION_TYPES if form in ("SELECT", "ASK") else GRAPH_TYPES
+
+
+# --- writing results ---------------------------------------------------------------------------
+
+
+def _tsv_term(term: Node | None) -> str:
+    if term is None:
+        return ""
+    if isinstance(term, BNode):
+        return f"_:{term}"
+    text = term.n3()
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def serialize(result: Result, fmt: str) -> bytes:
+    """A query result in one of the formats of SOLUTION_TYPES or GRAPH_TYPES."""
+    if result.type in ("CONSTRUCT", "DESCRIBE"):
+        assert result.graph is not None
+        data = result.graph.serialize(format=fmt)
+        return data.encode("utf-8") if isinstance(data, str) else data
+    if fmt == "tsv":
+        if result.type == "ASK":
+            return f"?_askResult\n{'true' if result.askAnswer else 'false'}\n".encode()
+        names = [str(v) for v in result.vars or []]
+        lines = ["\t".join(f"?{n}" for n in names)]
+        lines += ["\t".join(_tsv_term(row[i]) for i in range(len(names))) for row in result]  # type: ignore[index]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+    if fmt == "csv" and result.type == "ASK":
+        return f"_askResult\r\n{'true' if result.askAnswer else 'false'}\r\n".encode()
+    return result.serialize(format=fmt) or b""
+
+
+# --- worker processes with a time limit --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker runs: a checked query, its bindings and the serializer to write with."""
+
+    text: str
+    bindings: dict[str, Node]
+    fmt: str
+
+
+class QueryTimeout(Exception):
+    pass
+
+
+class QueryFailed(Exception):
+    pass
+
+
+def _close_inherited(keep: int) -> None:
+    """Close what a forked worker inherited (the listening socket, other workers' pipes), so that
+    when the server process ends every worker reads end-of-file and exits, and none holds the port."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _worker_main(dataset: Dataset, conn: multiprocessing.connection.Connection) -> None:
+    import rdflib.plugins.sparql as sparql_settings
+
+    _close_inherited(conn.fileno())
+    sparql_settings.SPARQL_LOAD_GRAPHS = False  # FROM/FROM NAMED are refused before; never fetch regardless
+    while True:
+        try:
+            job: Job = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = dataset.query(job.text, initBindings=job.bindings or None)
+            conn.send(("ok", serialize(result, job.fmt)))
+        except Exception as exc:  # an evaluation error ends this query only
+            conn.send(("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+
+
+class _Worker:
+    def __init__(self, context: Any, dataset: Dataset) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(dataset, child), daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+class WorkerPool:
+    """Worker processes, forked from the process that holds the dataset; one query at a time each.
+
+    A query over its time limit has its worker killed and replaced: rdflib cannot
+    stop a running query, but a process can be ended.
+    """
+
+    def __init__(self, dataset: Dataset, size: int, timeout: float) -> None:
+        self.dataset = dataset
+        self.timeout = timeout
+        self._context = multiprocessing.get_context("fork")
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        for _ in range(size):
+            self._add()
+
+    def _add(self) -> None:
+        worker = _Worker(self._context, self.dataset)
+        with self._lock:
+            self._all.add(worker)
+        self._idle.put(worker)
+
+    def run(self, job: Job) -> bytes:
+        worker = self._idle.get()
+        try:
+            worker.conn.send(job)
+            if not worker.conn.poll(self.timeout):
+                raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped")
+            status, payload = worker.conn.recv()
+        except (QueryTimeout, EOFError, OSError):
+            with self._lock:
+                self._all.discard(worker)
+            worker.stop()
+            self._add()
+            raise
+        self._idle.put(worker)
+        if status != "ok":
+            raise QueryFailed(payload)
+        return payload
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.stop()
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7878
+    timeout: float = 30.0
+    token: str | None = None
+    cors: str | None = None
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A query's result as sent: its media type (with charset) and its bytes."""
+
+    content_type: str
+    body: bytes
+
+
+@dataclass
+class Service:
+    """What the HTTP handler answers from: the dataset, its graphs, the named queries and the workers."""
+
+    graphs: list[NamedGraph]
+    queries: dict[str, QueryFile]
+    pool: WorkerPool
+    settings: Settings
+    forms: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, graphs: list[NamedGraph], settings: Settings, queries: dict[str, QueryFile] | None = None) -> Service:
+        queries = load_folder(resources.queries_dir()) if queries is None else queries
+        forms = {name: _form(query.prepared()) for name, query in queries.items()}
+        pool = WorkerPool(build_dataset(graphs), settings.workers, settings.timeout)
+        return cls(graphs, queries, pool, settings, forms)
+
+    def answer(self, text: str, accept: str | None, bindings: dict[str, Node] | None = None,
+               form: str | None = None) -> Answer:
+        """Run a query in a worker, in the media type the Accept header prefers; raises Refused."""
+        form = form or check_query(text).form
+        offers = offers_for(form)
+        media_type = negotiate(accept, list(offers))
+        if media_type is None:
+            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"a {form} result can be given as {', '.join(offers)}; "
+                                                     f"none of them is acceptable ({accept})")
+        try:
+            body = self.pool.run(Job(text, bindings or {}, offers[media_type]))
+        except QueryTimeout as exc:
+            raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        except QueryFailed as exc:
+            raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, f"the query failed: {exc}") from None
+        except (EOFError, OSError):
+            raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "the query's worker process ended") from None
+        textual = media_type.startswith("text/") or "json" in media_type or "xml" in media_type
+        return Answer(media_type + ("; charset=utf-8" if textual else ""), body)
+
+    def run_named(self, name: str, params: Mapping[str, list[str]], accept: str | None) -> Answer:
+        query = self.queries.get(name)
+        if query is None:
+            raise Refused(HTTPStatus.NOT_FOUND, f"no query named {name!r}; /queries lists them")
+        declared = {p.name: p for p in query.params}
+        bindings: dict[str, Node] = {}
+        for key, values in params.items():
+            if key not in declared:
+                names = ", ".join(declared) or "none"
+                raise Refused(HTTPStatus.BAD_REQUEST, f"{name} has no parameter {key!r} (parameters: {names})")
+            if len(values) != 1:
+                raise Refused(HTTPStatus.BAD_REQUEST, f"parameter {key} is given {len(values)} times")
+            try:
+                bindings[key] = declared[key].term(values[0])
+            except ValueError as exc:
+                raise Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        return self.answer(query.text, accept, bindings, self.forms[name])
+
+    def query_list(self, base: str) -> list[dict[str, Any]]:
+        return [{"name": name, "summary": q.summary, "statements": q.statements, "form": self.forms[name],
+                 "url": f"{base}/queries/{name}",
+                 "params": [{"name": p.name, "type": p.type, "description": p.description} for p in q.params]}
+                for name, q in sorted(self.queries.items())]
+
+    def description(self, endpoint: str) -> Graph:
+        """The SPARQL 1.1 Service Description of the endpoint."""
+        sd = Graph()
+        sd.bind("sd", SD)
+        sd.bind("void", VOID)
+        sd.bind("formats", FORMATS)
+        service = BNode("service")
+        sd.add((service, RDF.type, SD.Service))
+        sd.add((service, SD.endpoint, URIRef(endpoint)))
+        sd.add((service, SD.supportedLanguage, SD.SPARQL11Query))
+        sd.add((service, SD.feature, SD.UnionDefaultGraph))
+        for fmt in FORMAT_IRIS:
+            sd.add((service, SD.resultFormat, fmt))
+        dataset = BNode("dataset")
+        sd.add((service, SD.defaultDataset, dataset))
+        sd.add((dataset, RDF.type, SD.Dataset))
+        default = BNode("default")
+        sd.add((dataset, SD.defaultGraph, default))
+        sd.add((default, RDF.type, SD.Graph))
+        sd.add((default, VOID.triples, Literal(len(self.pool.dataset), datatype=XSD.integer)))
+        for named in self.graphs:
+            node, graph = BNode(), BNode()
+            sd.add((dataset, SD.namedGraph, node))
+            sd.add((node, RDF.type, SD.NamedGraph))
+            sd.add((node, SD.name, named.name))
+            sd.add((node, SD.graph, graph))
+            sd.add((graph, RDF.type, SD.Graph))
+            sd.add((graph, VOID.triples, Literal(len(named.graph), datatype=XSD.integer)))
+            sd.add((graph, URIRef("http://purl.org/dc/terms/description"), Literal(named.label)))
+        return sd
+
+
+class Handler(BaseHTTPRequestHandler):
+    """The HTTP side: routing, authentication, CORS; all answers come from the Service."""
+
+    service: Service  # set on the subclass made by make_server
+    server_version = "guideline-kg"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet unless asked
+        if os.environ.get("GUIDELINE_KG_LOG"):
+            super().log_message(format, *args)
+
+    # -- plumbing
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Vary", "Accept")
+        if self.service.settings.cors:
+            self.send_header("Access-Control-Allow-Origin", self.service.settings.cors)
+            self.send_header("Vary", "Origin")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, refused: Refused) -> None:
+        extra = {"WWW-Authenticate": 'Bearer realm="guideline-kg"'} if refused.status == HTTPStatus.UNAUTHORIZED else None
+        self._send(refused.status, (refused.message + "\n").encode("utf-8"), "text/plain; charset=utf-8", extra)
+
+    def _authorized(self) -> bool:
+        token = self.service.settings.token
+        if not token:
+            return True
+        given = self.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+    def _body(self) -> bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise Refused(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
+        if length > MAX_BODY_BYTES:
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a request body is limited to {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _base(self) -> str:
+        host = self.headers.get("Host") or f"{self.service.settings.host}:{self.service.settings.port}"
+        return f"http://{host}"
+
+    # -- methods
+    def do_OPTIONS(self) -> None:
+        extra = {"Allow": "GET, HEAD, POST, OPTIONS"}
+        if self.service.settings.cors:
+            extra.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                          "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type",
+                          "Access-Control-Max-Age": "600"})
+        self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", extra)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self._dispatch(None)
+
+    def do_POST(self) -> None:
+        try:
+            body = self._body()
+        except Refused as refused:
+            self.close_connection = True
+            self._error(refused)
+            return
+        self._dispatch(body)
+
+    def _dispatch(self, body: bytes | None) -> None:
+        try:
+            self._route(body)
+        except Refused as refused:
+            self._error(refused)
+
+    def _route(self, body: bytes | None) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        params = parse_qs(url.query, keep_blank_values=True)
+        if path == "/" and body is None:
+            self._send(HTTPStatus.OK, PAGE.encode("utf-8"), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                                                   "style-src 'unsafe-inline'; connect-src 'self'"})
+            return
+        if not self._authorized():
+            raise Refused(HTTPStatus.UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …)")
+        if path == "/sparql":
+            self._sparql(params, body)
+        elif path == "/queries" and body is None:
+            data = json.dumps({"queries": self.service.query_list(self._base())}, indent=2).encode("utf-8")
+            self._send(HTTPStatus.OK, data + b"\n", "application/json")
+        elif path.startswith("/queries/") and body is None:
+            answer = self._named(path[len("/queries/"):], params)
+            self._send(HTTPStatus.OK, answer.body, answer.content_type)
+        elif path in ("/sparql-update", "/update"):
+            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
+        else:
+            raise Refused(HTTPStatus.NOT_FOUND, "not found: the endpoint is /sparql, the named queries /queries")
+
+    def _named(self, name: str, params: dict[str, list[str]]) -> Answer:
+        accept = self.headers.get("Accept") or ""
+        query = self.service.queries.get(name)
+        if query is not None and "application/sparql-query" in accept.lower():  # the query's own text
+            return Answer("application/sparql-query; charset=utf-8", query.text.encode("utf-8"))
+        return self.service.run_named(name, params, accept)
+
+    def _sparql(self, params: dict[str, list[str]], body: bytes | None) -> None:
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if body is not None:
+            if content_type == "application/sparql-update":
+                raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
+            if content_type == "application/x-www-form-urlencoded":
+                try:
+                    form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+                except UnicodeDecodeError:
+                    raise Refused(HTTPStatus.BAD_REQUEST, "the form is not UTF-8") from None
+                for key, values in form.items():
+                    params.setdefault(key, []).extend(values)
+            elif content_type == "application/sparql-query":
+                try:
+                    params.setdefault("query", []).append(body.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise Refused(HTTPStatus.BAD_REQUEST, "the query is not UTF-8") from None
+            else:
+                raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "POST a form (application/x-www-form-urlencoded) "
+                                                                 "or a query (application/sparql-query)")
+        if "update" in params or "using-graph-uri" in params or "using-named-graph-uri" in params:
+            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
+        if "default-graph-uri" in params or "named-graph-uri" in params:
+            raise Refused(HTTPStatus.BAD_REQUEST, "default-graph-uri and named-graph-uri are not allowed: "
+                                                  "queries run only over the loaded graphs")
+        queries = params.get("query", [])
+        if not queries:
+            if body is not None:
+                raise Refused(HTTPStatus.BAD_REQUEST, "no query given")
+            self._describe()
+            return
+        if len(queries) > 1:
+            raise Refused(HTTPStatus.BAD_REQUEST, "give one query")
+        answer = self.service.answer(queries[0], self.headers.get("Accept"))
+        self._send(HTTPStatus.OK, answer.body, answer.content_type)
+
+    def _describe(self) -> None:
+        media_type = negotiate(self.headers.get("Accept"), list(GRAPH_TYPES) + ["text/html"])
+        if media_type is None:
+            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"the service description can be given as {', '.join(GRAPH_TYPES)}")
+        if media_type == "text/html":  # a browser opening /sparql gets the query page
+            self._send(HTTPStatus.OK, PAGE.encode("utf-8"), "text/html; charset=utf-8")
+            return
+        graph = self.service.description(self._base() + "/sparql")
+        data = graph.serialize(format=GRAPH_TYPES[media_type])
+        self._send(HTTPStatus.OK, data.encode("utf-8"), media_type + "; charset=utf-8")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(settings: Settings) -> None:
+    """Refuse to listen beyond this machine without a bearer token."""
+    if not is_loopback(settings.host) and not settings.token:
+        raise InputError(f"binding {settings.host} exposes the data beyond this machine: configure a bearer token "
+                         "(--token or GUIDELINE_KG_TOKEN) or bind 127.0.0.1")
+
+
+def make_server(service: Service) -> ThreadingHTTPServer:
+    """An HTTP server bound as the settings say; refuses a non-loopback address without a token."""
+    settings = service.settings
+    check_binding(settings)
+    handler = type("BoundHandler", (Handler,), {"service": service})
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    server_class = type("EndpointServer", (ThreadingHTTPServer,), {
+        "address_family": family, "daemon_threads": True, "request_queue_size": 128})
+    return server_class((settings.host.strip("[]"), settings.port), handler)
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>guideline-kg SPARQL</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5rem; max-width: 80rem; }
+textarea { width: 100%; height: 14rem; font-family: ui-monospace, monospace; font-size: 0.9rem; }
+table { border-collapse: collapse; margin-top: 1rem; font-size: 0.85rem; }
+th, td { border: 1px solid #bbb; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #eee; }
+#status { margin-left: 1rem; }
+.error { color: #a00; white-space: pre-wrap; }
+pre { background: #f6f6f6; padding: 0.5rem; overflow: auto; }
+</style>
+</head>
+<body>
+<h1>guideline-kg SPARQL</h1>
+<p>The endpoint is <code>/sparql</code>; the default graph is the union of the named graphs
+(the guideline, its OWL-RL inferences and one graph per patient report). Named queries: <code>/queries</code>.</p>
+<form id="form">
+<label for="named">Named query:</label>
+<select id="named"><option value="">(write your own)</option></select>
+<textarea id="query" name="query" spellcheck="false">PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
+SELECT ?graph (COUNT(*) AS ?triples)
+WHERE { GRAPH ?graph { ?s ?p ?o } }
+GROUP BY ?graph
+ORDER BY ?graph</textarea>
+<p><label>Token (only if the server needs one): <input id="token" type="password" autocomplete="off"></label></p>
+<button id="run" type="submit">Run</button><span id="status"></span>
+</form>
+<div id="output"></div>
+<script>
+"use strict";
+const form = document.getElementById("form");
+const text = document.getElementById("query");
+const named = document.getElementById("named");
+const output = document.getElementById("output");
+const statusLine = document.getElementById("status");
+
+function headers(accept) {
+  const h = {"Accept": accept, "Content-Type": "application/sparql-query"};
+  const token = document.getElementById("token").value;
+  if (token) { h["Authorization"] = "Bearer " + token; }
+  return h;
+}
+
+function cell(term) {
+  if (!term) { return ""; }
+  if (term.type === "uri") { return "<" + term.value + ">"; }
+  if (term.type === "bnode") { return "_:" + term.value; }
+  return term.value + (term["xml:lang"] ? "@" + term["xml:lang"] : "");
+}
+
+function table(data) {
+  const t = document.createElement("table");
+  t.id = "results";
+  if (data.boolean !== undefined) {
+    t.innerHTML = "<tr><th>ASK</th></tr>";
+    const row = t.insertRow();
+    row.insertCell().textContent = String(data.boolean);
+    return t;
+  }
+  const head = t.createTHead().insertRow();
+  for (const name of data.head.vars) {
+    const th = document.createElement("th");
+    th.textContent = name;
+    head.appendChild(th);
+  }
+  const body = t.createTBody();
+  for (const binding of data.results.bindings) {
+    const row = body.insertRow();
+    for (const name of data.head.vars) { row.insertCell().textContent = cell(binding[name]); }
+  }
+  return t;
+}
+
+async function run() {
+  output.textContent = "";
+  statusLine.textContent = "running…";
+  const started = performance.now();
+  try {
+    const response = await fetch("sparql", {method: "POST", body: text.value,
+      headers: headers("application/sparql-results+json, text/turtle;q=0.9")});
+    const type = response.headers.get("Content-Type") || "";
+    if (!response.ok) {
+      const p = document.createElement("p");
+      p.className = "error";
+      p.id = "error";
+      p.textContent = response.status + " " + await response.text();
+      output.appendChild(p);
+      statusLine.textContent = "";
+      return;
+    }
+    if (type.startsWith("application/sparql-results+json")) {
+      const data = await response.json();
+      output.appendChild(table(data));
+      const rows = data.results ? data.results.bindings.length : 1;
+      statusLine.textContent = rows + " row(s) in " + Math.round(performance.now() - started) + " ms";
+    } else {
+      const pre = document.createElement("pre");
+      pre.id = "graph";
+      pre.textContent = await response.text();
+      output.appendChild(pre);
+      statusLine.textContent = "graph in " + Math.round(performance.now() - started) + " ms";
+    }
+  } catch (error) {
+    statusLine.textContent = "";
+    output.innerHTML = "<p class='error' id='error'></p>";
+    output.firstChild.textContent = String(error);
+  }
+}
+
+form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
+
+async function loadNamed() {
+  try {
+    const response = await fetch("queries", {headers: headers("application/json")});
+    if (!response.ok) { return; }
+    const data = await response.json();
+    for (const q of data.queries) {
+      const option = document.createElement("option");
+      option.value = q.name;
+      option.textContent = q.name + (q.summary ? " — " + q.summary.slice(0, 80) : "");
+      named.appendChild(option);
+    }
+    named.addEventListener("change", async () => {
+      if (!named.value) { return; }
+      const q = data.queries.find((item) => item.name === named.value);
+      const source = await fetch("queries/" + encodeURIComponent(q.name),
+                                 {headers: headers("application/sparql-query")});
+      if (source.ok) { text.value = await source.text(); }
+    });
+  } catch (error) { /* the list is a convenience */ }
+}
+
+const given = new URLSearchParams(window.location.search).get("query");
+loadNamed();
+if (given) { text.value = given; form.requestSubmit(); }
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,235 @@
+"""External triple stores: push the guideline and reports, query them there, and reason over a patient a store holds.
+
+Oxigraph (PyPI ``oxigraph``) is started by the tests on 127.0.0.1 and a free port. Virtuoso is the one
+``scripts/virtuoso.sh`` starts (the test runs the script when Virtuoso does not answer); it needs HTTP
+Digest authentication for writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from functools import lru_cache
+from pathlib import Path
+from collections.abc import Iterator
+
+import pytest
+from rdflib import Dataset, URIRef
+from rdflib.namespace import RDF
+
+from conftest import EXAMPLES, ROOT, guideline, report_for
+from reasoner.cli import main
+from reasoner.fhir import read_bundle
+from reasoner.namespaces import GKG
+from reasoner.queries import QueryFile, load_query
+from reasoner.serve import GUIDELINE_GRAPH, INFERRED_GRAPH, build_dataset, read_report
+from reasoner.store import Store
+from serving import dataset_graphs, report_folder
+
+POPULATION_QUERIES = ("patients-mass-without-completed-mri", "red-flags-by-frequency",
+                      "patients-with-recommendations-against", "recommendations-by-citation")
+VIRTUOSO_ENDPOINT = f"http://127.0.0.1:{os.environ.get('VIRTUOSO_HTTP_PORT', '8891')}/sparql"
+VIRTUOSO_AUTH = f"dba:{os.environ.get('VIRTUOSO_PASSWORD', 'guideline-kg')}"
+COUNT_QUADS = "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"
+
+
+def query(name: str) -> QueryFile:
+    return load_query(ROOT / "queries" / f"{name}.rq")
+
+
+@lru_cache(maxsize=1)
+def local_dataset() -> Dataset:
+    return build_dataset(list(dataset_graphs()))
+
+
+def local_rows(q: QueryFile, bindings: dict | None = None) -> list[tuple]:
+    return [tuple(row) for row in local_dataset().query(q.prepared(), initBindings=bindings or {})]
+
+
+def store_rows(store: Store, q: QueryFile, bindings: dict | None = None) -> list[tuple]:
+    return [tuple(row) for row in store.select(q, bindings)]
+
+
+def count_quads(store: Store) -> int:
+    q = QueryFile("count", Path("count.rq"), COUNT_QUADS, {})
+    return int(store_rows(store, q)[0][0])
+
+
+def answers(url: str) -> bool:
+    request = urllib.request.Request(f"{url}?query=ASK%7B%7D", headers={"Accept": "application/sparql-results+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def push(endpoint: str, *extra: str) -> None:
+    assert main(["push", "--endpoint", endpoint, "--reports", str(report_folder()), *extra]) == 0
+
+
+def store_input_patient(store: Store, example: str) -> URIRef:
+    """Put a patient's facts (read from an example bundle) into the store as a graph of its own."""
+    patient = read_bundle(guideline(), (EXAMPLES / f"{example}.json").read_text(encoding="utf-8"))
+    store.put(URIRef(f"urn:guideline-kg:test:input:{example}"), patient.graph)
+    return patient.patient
+
+
+def recommend_from(endpoint: str, patient: URIRef, tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / "report.json"
+    code = main(["recommend", "--endpoint", endpoint, "--patient", str(patient), "--format", "json",
+                 "--out", str(out), *extra])
+    assert code in (0, 1)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def written_back(store: Store, patient: URIRef) -> set[tuple[str, str]]:
+    """(action key, direction) of the report entries the store holds in the patient's report graph."""
+    text = f"""PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
+    PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+    SELECT DISTINCT ?action ?direction WHERE {{
+      GRAPH <{patient}/report> {{ ?entry a gkg:ReportedRecommendation ; gkg:about ?patient ;
+                                   gkg:action ?concept ; gkg:direction ?d }}
+      ?concept gkg:key ?action . ?d skos:notation ?direction }}"""
+    q = QueryFile("written", Path("written.rq"), text, {})
+    return {(str(a), str(d)) for a, d in store_rows(store, q)}
+
+
+# --- Oxigraph --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def oxigraph() -> Iterator[str]:
+    binary = shutil.which("oxigraph") or str(Path(sys.executable).parent / "oxigraph")
+    if not Path(binary).exists():
+        pytest.fail("the Oxigraph server is needed: pip install oxigraph")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="guideline-kg-oxigraph-") as folder:
+        process = subprocess.Popen([binary, "serve", "--location", folder, "--bind", f"127.0.0.1:{port}",
+                                    "--union-default-graph"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        endpoint = f"http://127.0.0.1:{port}/query"
+        try:
+            for _ in range(300):
+                if answers(endpoint) or process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert answers(endpoint), process.stderr.read().decode() if process.poll() is not None else "no answer"
+            yield endpoint
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def oxigraph_pushed(oxigraph: str) -> tuple[Store, int, int]:
+    store = Store.from_options(oxigraph)
+    push(oxigraph)
+    first = count_quads(store)
+    push(oxigraph)
+    return store, first, count_quads(store)
+
+
+def test_push_writes_the_guideline_its_inferences_and_one_graph_per_report(oxigraph_pushed) -> None:
+    store, first, _ = oxigraph_pushed
+    expected = {g.name: len(g.graph) for g in dataset_graphs()}
+    assert {GUIDELINE_GRAPH, INFERRED_GRAPH} <= set(expected) and len(expected) == 6
+    text = "SELECT ?g (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } } GROUP BY ?g"
+    q = QueryFile("graphs", Path("graphs.rq"), text, {})
+    assert {g: int(n) for g, n in store_rows(store, q)} == expected
+    assert first == sum(expected.values())
+
+
+def test_pushing_again_replaces_each_graph_and_duplicates_nothing(oxigraph_pushed) -> None:
+    _, first, second = oxigraph_pushed
+    assert second == first
+
+
+@pytest.mark.parametrize("name", POPULATION_QUERIES)
+def test_a_population_query_gives_the_same_rows_in_oxigraph_and_locally(oxigraph_pushed, name: str) -> None:
+    store, _, _ = oxigraph_pushed
+    rows = local_rows(query(name))
+    assert rows, f"{name} finds nothing in the test reports"
+    assert store_rows(store, query(name)) == rows
+
+
+def test_a_parameter_binds_the_same_way_in_oxigraph_and_locally(oxigraph_pushed) -> None:
+    store, _, _ = oxigraph_pushed
+    q = query("patients-with-recommendations-against")
+    bindings = {"action": q.params[0].term("xr-lumbar")}
+    rows = local_rows(q, bindings)
+    assert rows and {str(r[2]) for r in rows} == {"xr-lumbar"}
+    assert store_rows(store, q, bindings) == rows
+
+
+def test_recommend_reads_a_patient_from_oxigraph_and_writes_the_report_back(oxigraph_pushed, tmp_path: Path) -> None:
+    store, _, _ = oxigraph_pushed
+    patient = store_input_patient(store, "mri-malignancy-result")
+    report = recommend_from(store.endpoint, patient, tmp_path)
+    assert report == report_for(str(EXAMPLES / "mri-malignancy-result.json"))
+    expected = {(r["action"]["key"], r["direction"]) for r in report["recommendations"]}
+    assert expected and written_back(store, patient) == expected
+    before = count_quads(store)
+    recommend_from(store.endpoint, patient, tmp_path)
+    assert count_quads(store) == before  # the report graph is replaced, not added to
+
+
+def test_recommend_from_a_store_refuses_an_unknown_patient_with_exit_2(oxigraph_pushed, capsys) -> None:
+    store, _, _ = oxigraph_pushed
+    assert main(["recommend", "--endpoint", store.endpoint, "--patient", "urn:guideline-kg:patient:nobody"]) == 2
+    assert "holds no gkg:Patient" in capsys.readouterr().err
+    assert main(["recommend", "--endpoint", store.endpoint, "--patient", "urn:x> } DROP ALL {"]) == 2
+
+
+# --- Virtuoso --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def virtuoso() -> Store:
+    if not answers(VIRTUOSO_ENDPOINT):
+        script = subprocess.run([str(ROOT / "scripts" / "virtuoso.sh")], capture_output=True, text=True, timeout=900)
+        assert script.returncode == 0, script.stdout + script.stderr
+    store = Store.from_options(VIRTUOSO_ENDPOINT, None, VIRTUOSO_AUTH)
+    # report graphs of patients other than the test's (an earlier run's) would change the population rows
+    ours = {g.name for g in dataset_graphs()}
+    q = QueryFile("reports", Path("reports.rq"), """PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
+        SELECT DISTINCT ?g WHERE { GRAPH ?g { ?p a gkg:Patient } }""", {})
+    for (name,) in store_rows(store, q):
+        if name not in ours:
+            store.delete(name)
+    push(VIRTUOSO_ENDPOINT, "--auth", VIRTUOSO_AUTH)
+    return store
+
+
+def test_push_to_virtuoso_with_digest_auth_and_the_population_queries_agree(virtuoso: Store) -> None:
+    assert virtuoso.graph_store.endswith("/sparql-graph-crud-auth")
+    for name in POPULATION_QUERIES:
+        assert store_rows(virtuoso, query(name)) == local_rows(query(name)), name
+
+
+def test_virtuoso_refuses_a_push_without_credentials() -> None:
+    assert main(["push", "--endpoint", VIRTUOSO_ENDPOINT, "--graph-store",
+                 VIRTUOSO_ENDPOINT.replace("/sparql", "/sparql-graph-crud-auth")]) == 2
+
+
+def test_recommend_reads_a_patient_from_virtuoso_and_writes_the_report_back(virtuoso: Store, tmp_path: Path) -> None:
+    # the patient's facts are those of its pushed report graph: derived facts and conclusions are left out
+    pushed = read_report(report_folder() / "palpable-mass-fever.ttl")
+    patient = next(iter(pushed.graph.subjects(RDF.type, GKG.Patient)))
+    report = recommend_from(VIRTUOSO_ENDPOINT, patient, tmp_path, "--auth", VIRTUOSO_AUTH)
+    assert report == report_for(str(EXAMPLES / "palpable-mass-fever.json"))
+    expected = {(r["action"]["key"], r["direction"]) for r in report["recommendations"]}
+    assert expected and written_back(virtuoso, patient) == expected
