@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a parameter the query declares ('#+ param:'); a parameter left out matches anything")
     q.add_argument("--list", action="store_true", help="list the shipped queries with their summaries and parameters")
+    q.add_argument("--reports", type=Path, metavar="DIR",
+                   help="also query the report graphs in DIR (from 'recommend --format turtle|jsonld'), for population queries")
     q.set_defaults(func=run_query)
 
     e = sub.add_parser("export", help="the guideline graph, as asserted or with OWL-RL inference")
@@ -176,8 +178,17 @@ def run_query(args: argparse.Namespace) -> int:
     bound = bindings(query, args.param)
     guideline = Guideline.load()
     prepared = query.prepared()
+    target: Graph = queryable_graph(guideline)
+    if args.reports is not None:
+        from reasoner.serve import build_dataset, read_reports
+
+        dataset = build_dataset(read_reports(args.reports))
+        guideline_graph = dataset.graph(URIRef("https://w3id.org/guideline-kg/graph/guideline"))
+        for triple in target:
+            guideline_graph.add(triple)
+        target = dataset
     try:
-        result = queryable_graph(guideline).query(prepared, initBindings=bound)
+        result = target.query(prepared, initBindings=bound)
         text = render_result(result, args.format, _namespaces())
     except Exception as exc:  # rdflib raises several unrelated types while evaluating
         message = " ".join(str(exc).split())
