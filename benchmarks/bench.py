@@ -1,0 +1,236 @@
+"""Benchmark the fast engine against the reference pipeline on a generated cohort.
+
+    python -m benchmarks.bench --n 1000 --jobs 2 --reference-n 50
+
+In one run, on the cohort of ``benchmarks.cohort`` (FHIR JSON in, JSON reports out):
+
+* per-stage times of both engines (parse, validate, reason, report), per patient;
+* warm per-patient latency of the fast engine (p50, p95) and its patients/s in one process;
+* end-to-end patients/s of the batch path with ``--jobs`` worker processes;
+* the reference engine on the first ``--reference-n`` patients (about 6 s a patient), the
+  speed-up ratio, and the agreement count: how many JSON reports are byte-identical;
+* one patient through the CLI from a cold start, and peak RSS.
+
+Targets (issue 5) are printed beside the figures; they are checked here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+from rdflib import Graph
+
+from benchmarks.cohort import generate
+from reasoner.batch import Unit, _results
+from reasoner.engine import Reasoned, ReferenceEngine, run_rules
+from reasoner.fast import FastEngine, PatientView
+from reasoner.guideline import Guideline
+from reasoner.patient import parse_patient
+from reasoner.report import build_report
+from reasoner.validate import unique, validate
+
+TARGETS = {"throughput": 2000.0, "p50_ms": 5.0, "cold_s": 0.4, "rss_mb_100k": 500.0}
+
+
+@dataclass
+class Stages:
+    """Seconds spent per stage, summed over patients."""
+
+    times: dict[str, float] = field(default_factory=lambda: {"parse": 0.0, "validate": 0.0, "reason": 0.0,
+                                                              "report": 0.0})
+    patients: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.times[stage] += seconds
+
+    def per_patient_ms(self) -> dict[str, float]:
+        return {k: v / max(self.patients, 1) * 1000 for k, v in self.times.items()}
+
+
+def _timed(stages: Stages, stage: str, call: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    value = call()
+    stages.add(stage, time.perf_counter() - start)
+    return value
+
+
+def run_fast(guideline: Guideline, engine: FastEngine, texts: list[str]) -> tuple[list[str], Stages, list[float]]:
+    """The fast engine stage by stage, as FastEngine.reason does it; returns reports, stage times, latencies."""
+    stages, reports, latencies = Stages(), [], []
+    counter = itertools.count()
+    for i, text in enumerate(texts):
+        begin = time.perf_counter()
+        patient = _timed(stages, "parse", lambda: parse_patient(guideline, text, "json", f"patient {i}"))
+        if not engine.faithful(patient):  # numbers pyoxigraph cannot hold: the engine hands over to the reference
+            reasoned = _timed(stages, "reason", lambda: engine.reason(patient))
+            reports.append(_timed(stages, "report", lambda: build_report(guideline, reasoned).to_json()))
+            latencies.append(time.perf_counter() - begin)
+            stages.patients += 1
+            continue
+        named = ox.NamedNode(f"urn:guideline-kg:bench:{next(counter)}")
+        own = _timed(stages, "reason", lambda: engine.load(patient, named))
+        results = _timed(stages, "validate", lambda: engine.validate_asserted(patient, named))
+        if any(r.severity == "Violation" for r in results):
+            engine.store.remove_graph(named)
+            reasoned = Reasoned(patient, None, results)
+        else:
+            triples = _timed(stages, "reason", lambda: engine.infer(own, named))
+            results = results + _timed(stages, "validate", lambda: engine.validate_inferred(triples, named))
+            reasoned = Reasoned(patient, PatientView(engine, triples, named), unique(results))
+        reports.append(_timed(stages, "report", lambda: build_report(guideline, reasoned).to_json()))
+        latencies.append(time.perf_counter() - begin)
+        stages.patients += 1
+    return reports, stages, latencies
+
+
+def _reference_one(text: str) -> tuple[str, dict[str, float]]:
+    guideline = _REFERENCE["guideline"]
+    engine: ReferenceEngine = _REFERENCE["engine"]
+    stages = Stages()
+    patient = _timed(stages, "parse", lambda: parse_patient(guideline, text, "json", "patient"))
+    data = Graph()
+    data += guideline.graph
+    data += patient.graph
+    results = _timed(stages, "validate", lambda: validate(data, engine.patient_shapes))
+    if any(r.severity == "Violation" for r in results):
+        reasoned = Reasoned(patient, None, results)
+    else:
+        graph = Graph()
+        graph += guideline.graph
+        graph += patient.graph
+        _timed(stages, "reason", lambda: run_rules(guideline, graph))
+        results = results + _timed(stages, "validate", lambda: validate(graph, engine.inferred_shapes))
+        reasoned = Reasoned(patient, graph, unique(results))
+    report = _timed(stages, "report", lambda: build_report(guideline, reasoned).to_json())
+    return report, stages.times
+
+
+_REFERENCE: dict[str, Any] = {}
+
+
+def _reference_init() -> None:
+    guideline = Guideline.load()
+    _REFERENCE.update(guideline=guideline, engine=ReferenceEngine(guideline))
+
+
+def run_reference(texts: list[str], jobs: int) -> tuple[list[str], Stages, float]:
+    start = time.perf_counter()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_reference_init) as pool:
+        outcomes = pool.map(_reference_one, texts, chunksize=1)
+    wall = time.perf_counter() - start
+    stages = Stages()
+    for _, times in outcomes:
+        for k, v in times.items():
+            stages.add(k, v)
+        stages.patients += 1
+    return [r for r, _ in outcomes], stages, wall
+
+
+def end_to_end(texts: list[str], jobs: int) -> float:
+    """patients/s through the batch path (worker start-up included): FHIR JSON in, JSON reports out."""
+    units = (Unit(i, f"line-{i:07d}", text=t) for i, t in enumerate(texts))
+    start = time.perf_counter()
+    done = sum(1 for outcome in _results(units, jobs, ("fast", "json", None)) if outcome.line or outcome.message)
+    return done / (time.perf_counter() - start)
+
+
+def cold_start(example: Path) -> float:
+    """Seconds for one patient through the CLI in a new process (best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(example), "--engine", "fast"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def _line(label: str, value: str, target: str = "") -> str:
+    return f"  {label:<44} {value:>16}  {target}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="patients for the fast engine (default 1000)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes for the end-to-end run (default 2)")
+    parser.add_argument("--reference-n", type=int, default=50,
+                        help="patients for the reference engine, the first of the cohort (default 50; ~6 s each)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    print(f"cohort: {args.n} patients, seed {args.seed}; reference on the first {args.reference_n}", flush=True)
+    texts = [json.dumps(b, ensure_ascii=False) for b in generate(args.n, args.seed)]
+
+    start = time.perf_counter()
+    guideline = Guideline.load()
+    engine = FastEngine(guideline)
+    warm_up = time.perf_counter() - start
+    run_fast(guideline, engine, texts[:5])  # warm caches
+
+    reports, stages, latencies = run_fast(guideline, engine, texts)
+    fast_total = sum(latencies)
+    latencies_ms = sorted(x * 1000 for x in latencies)
+    p50 = statistics.median(latencies_ms)
+    p95 = latencies_ms[int(0.95 * (len(latencies_ms) - 1))]
+    throughput = end_to_end(texts, args.jobs)
+
+    reference_n = min(args.reference_n, args.n)
+    ref_reports, ref_stages, ref_wall = run_reference(texts[:reference_n], args.jobs) if reference_n else ([], Stages(), 0)
+    agree = sum(1 for a, b in zip(reports[:reference_n], ref_reports) if a == b)
+    disagree = [i + 1 for i, (a, b) in enumerate(zip(reports[:reference_n], ref_reports)) if a != b]
+    ref_per_patient = sum(ref_stages.times.values()) / max(ref_stages.patients, 1)
+    fast_per_patient = fast_total / max(len(texts), 1)
+    cold = cold_start(Path(__file__).resolve().parents[1] / "examples" / "palpable-mass-fever.json")
+    own_rss, child_rss = peak_rss_mb()
+
+    print("\nper-stage time per patient (ms)")
+    print(f"  {'stage':<12}{'fast':>12}{'reference':>14}")
+    fast_ms, ref_ms = stages.per_patient_ms(), ref_stages.per_patient_ms()
+    for stage in fast_ms:
+        print(f"  {stage:<12}{fast_ms[stage]:>12.2f}{ref_ms.get(stage, 0.0):>14.1f}")
+    print(f"  {'total':<12}{fast_per_patient * 1000:>12.2f}{ref_per_patient * 1000:>14.1f}")
+    print("\nfigures")
+    print(_line("fast engine start-up (load + T-box cache)", f"{warm_up:.2f} s"))
+    print(_line("fast, one process, warm", f"{1 / fast_per_patient:,.0f} patients/s"))
+    print(_line("warm latency p50 / p95", f"{p50:.1f} / {p95:.1f} ms", f"target p50 <= {TARGETS['p50_ms']:.0f} ms"))
+    print(_line(f"end-to-end, --jobs {args.jobs} (FHIR JSON in, JSON out)", f"{throughput:,.0f} patients/s",
+                f"target >= {TARGETS['throughput']:,.0f}"))
+    print(_line("reference, per patient", f"{ref_per_patient:.2f} s"))
+    print(_line("speed-up (reference / fast, per patient)", f"{ref_per_patient / fast_per_patient:,.0f}x"))
+    print(_line("agreement (byte-identical JSON)", f"{agree}/{reference_n}", "target 100 %"))
+    if disagree:
+        print(_line("patients that disagree", ", ".join(map(str, disagree[:20]))))
+    print(_line("one patient via the CLI, cold start", f"{cold:.2f} s", f"target <= {TARGETS['cold_s']} s"))
+    print(_line("peak RSS: this process / largest worker", f"{own_rss:.0f} / {child_rss:.0f} MB"))
+    if args.json:
+        args.json.write_text(json.dumps({
+            "n": args.n, "jobs": args.jobs, "reference_n": reference_n, "stages_fast_ms": fast_ms,
+            "stages_reference_ms": ref_ms, "p50_ms": p50, "p95_ms": p95, "throughput": throughput,
+            "speedup": ref_per_patient / fast_per_patient, "agree": agree, "cold_start_s": cold,
+            "peak_rss_mb": own_rss, "peak_rss_worker_mb": child_rss}, indent=2) + "\n", encoding="utf-8")
+    return 0 if agree == reference_n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The fast engine against the reference engine, the definition of correct: byte-identical JSON reports.
+
+Inputs: the example bundles and one generated patient from each of a set of cohort branches
+chosen to reach every stage (vital sign thresholds, documented absence, contradictions,
+a Violation, MRI contraindicated, follow-up on CT, an unmatched conclusion, a mass without
+a lumbar site). The 1,000-patient agreement runs in the benchmark (benchmarks/bench.py).
+The reference costs seconds per patient, so both engines run once per input, on two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rdflib import Literal
+
+from benchmarks.cohort import branch_of, generate
+from reasoner.engine import ReferenceEngine
+from reasoner.fast import FastEngine, TBox, closed_guideline
+from reasoner.guideline import Guideline
+from reasoner.patient import parse_patient
+from reasoner.report import build_report
+from conftest import EXAMPLES
+
+BRANCHES = ("fever-vitals", "vitals-at-threshold", "documented-absences", "contradiction", "vital-out-of-range",
+            "mri-contraindicated-deficit", "imaging-ct-contraindicated-negative", "imaging-unknown-conclusion",
+            "mass-no-site")
+
+
+def cohort_inputs() -> dict[str, str]:
+    """One generated Bundle per branch of BRANCHES (the first of seed 7 drawn from it)."""
+    found: dict[str, str] = {}
+    for bundle in generate(3000, seed=7):
+        branch = branch_of(bundle)
+        if branch in BRANCHES and branch not in found:
+            found[branch] = json.dumps(bundle)
+        if len(found) == len(BRANCHES):
+            break
+    return found
+
+
+def inputs() -> dict[str, str]:
+    named = {f"example/{p.stem}": p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.json"))}
+    named.update({f"cohort/{k}": v for k, v in cohort_inputs().items()})
+    return named
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init() -> None:
+    guideline = Guideline.load()
+    _STATE.update(guideline=guideline, fast=FastEngine(guideline), reference=ReferenceEngine(guideline))
+
+
+def _both(item: tuple[str, str]) -> tuple[str, str, str, Any, Any]:
+    name, text = item
+    guideline = _STATE["guideline"]
+    patient = parse_patient(guideline, text, "json", name)
+    fast = _STATE["fast"].reason(patient)
+    reference = _STATE["reference"].reason(patient)
+    fast_triples = frozenset(fast.graph) if fast.graph is not None else None
+    reference_triples = frozenset(reference.graph) if reference.graph is not None else None
+    return (name, build_report(guideline, fast).to_json(), build_report(guideline, reference).to_json(),
+            fast_triples, reference_triples)
+
+
+@lru_cache(maxsize=1)
+def outcomes() -> dict[str, tuple[str, str, Any, Any]]:
+    with multiprocessing.get_context("fork").Pool(2, initializer=_init) as pool:
+        return {name: rest for name, *rest in pool.map(_both, sorted(inputs().items()), chunksize=1)}
+
+
+def test_every_chosen_branch_is_in_the_generated_cohort() -> None:
+    assert sorted(cohort_inputs()) == sorted(BRANCHES)
+
+
+@pytest.mark.parametrize("name", sorted(inputs()))
+def test_fast_engine_report_is_byte_identical_to_the_reference(name: str) -> None:
+    fast, reference, _, _ = outcomes()[name]
+    assert fast == reference
+
+
+def about_resources(triples: frozenset | None) -> set | None:
+    """The triples whose subject is an IRI or a blank node.
+
+    owlrl also types literals as subjects (``"R59.9" a rdfs:Datatype``), more of them with each
+    further closure of the same graph; no query reads them and pyoxigraph cannot hold them.
+    """
+    return None if triples is None else {t for t in triples if not isinstance(t[0], Literal)}
+
+
+@pytest.mark.parametrize("name", sorted(inputs()))
+def test_fast_engine_derives_the_triples_the_reference_derives(name: str) -> None:
+    _, _, fast_triples, reference_triples = outcomes()[name]
+    fast, reference = about_resources(fast_triples), about_resources(reference_triples)
+    assert (fast is None) == (reference is None)
+    if fast is not None and reference is not None:
+        assert fast - reference == set()
+        assert reference - fast == set()
+
+
+def test_the_closed_guideline_is_cached_by_fingerprint_and_rebuilt_when_missing(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                                 loaded_guideline: Guideline) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = closed_guideline(loaded_guideline)
+    cached = list((tmp_path / "guideline-kg").glob(f"closed-*-{loaded_guideline.fingerprint}.pickle"))
+    assert len(cached) == 1
+    assert set(closed_guideline(loaded_guideline)) == set(first)
+
+
+def test_an_unwritable_cache_still_gives_the_closed_guideline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              loaded_guideline: Guideline) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    triples = closed_guideline(loaded_guideline)
+    assert set(loaded_guideline.graph) <= set(triples)
+
+
+def test_the_guideline_uses_only_owl_constructs_the_fast_closure_compiles(loaded_guideline: Guideline) -> None:
+    assert TBox.of(closed_guideline(loaded_guideline)).unsupported == []
+
+
+def test_a_tbox_with_a_functional_property_is_reported_unsupported() -> None:
+    from rdflib import OWL, RDF, URIRef
+
+    p = URIRef("https://example.org/p")
+    assert TBox.of([(p, RDF.type, OWL.FunctionalProperty)]).unsupported
+    assert TBox.of([(p, RDF.type, OWL.ObjectProperty), (Literal(1), RDF.type, p)]).unsupported == []
