@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdflib import Graph, Literal
+from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS
 
 from reasoner import resources
@@ -25,6 +25,8 @@ from reasoner.queries import QueryFile, load_folder
 from reasoner.validate import ShapeResult, validate
 
 SEVERITIES = ("Violation", "Warning", "Info")
+
+GKG_GUIDELINE = URIRef("https://w3id.org/guideline-kg/vocab#Guideline")
 
 
 @dataclass(frozen=True, order=True)
@@ -108,7 +110,7 @@ def run_qc(data: Graph, queries: dict[str, QueryFile]) -> list[QcResult]:
             value = values.get("value")
             results.append(QcResult(check, severity, str(entity) if entity is not None else "",
                                     str(value) if value is not None else None, query.summary))
-    return sorted(set(results))
+    return sorted(set(results), key=lambda r: (r.check, r.severity, r.entity, r.value or "", r.summary))
 
 
 def check_graph(data: Graph, guideline: Guideline, source: str = "", files: list[Path] | None = None) -> CheckReport:
@@ -132,5 +134,7 @@ def check_encoding(path: Path | None = None) -> CheckReport:
     if path is not None and not path.exists():
         raise GuidelineError(f"{path}: no such file or folder")
     guideline = Guideline.load(ontology=path)
+    if not list(guideline.graph.subjects(RDF.type, GKG_GUIDELINE)):
+        raise GuidelineError(f"{path}: holds no gkg:Guideline; this is not a guideline encoding")
     source = str(path) if path is not None else "the shipped encoding"
     return check_graph(guideline.graph, guideline, source, guideline.files)

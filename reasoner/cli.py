@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from reasoner import guard
 from reasoner.errors import GuidelineError, InputError
 
 # Each module has ``register(subparsers)``, which adds its commands and sets ``func``
@@ -54,9 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    hosts, paths = guard.policy_from_args(args)  # what the user named: the only hosts and files input may reach
     try:
-        return func(args)
-    except (InputError, GuidelineError) as exc:
+        with guard.isolated(allow_hosts=hosts, allow_paths=paths):
+            return func(args)
+    except (InputError, GuidelineError, guard.IsolationError) as exc:
         sys.stderr.write(f"guideline-kg: {exc}\n")
         return 2
     except KeyboardInterrupt:

@@ -8,10 +8,12 @@ fetched), and RDF/XML, whose entities can expand without bound, is not accepted.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rdflib import OWL, RDF, RDFS, BNode, Graph, URIRef
+import pyoxigraph as ox
+from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
 
 from reasoner.errors import InputError
 from reasoner.fhir import PatientGraph, load_json, read_bundle
@@ -19,6 +21,13 @@ from reasoner.guideline import Guideline
 from reasoner.namespaces import BASE, GKG, PATIENT_PREFIX
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
+MAX_TRIPLES = 200_000
+MAX_CONTEXT_TERMS = 1_000
+INPUT_BASE = "urn:guideline-kg:input:"
+# Turtle and N-Triples are read with pyoxigraph: exactly the W3C grammars (rdflib lets bad
+# escapes through), and linear in the input (rdflib's N-Triples reader is quadratic in the
+# length of a line, and each @prefix costs it time in proportion to all the ones before).
+STRICT_FORMATS = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES}
 RDF_FORMATS = {".ttl": "turtle", ".jsonld": "json-ld", ".nt": "nt"}
 
 
@@ -84,6 +93,7 @@ def _looks_like_jsonld(data: Any) -> bool:
 def check_jsonld_contexts(data: Any, name: str) -> None:
     """Refuse any context that is not inline: a string or an @import would be fetched."""
     stack = [data]
+    terms = 0
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -95,22 +105,29 @@ def check_jsonld_contexts(data: Any, name: str) -> None:
                             raise InputError(f"{name}: @context {ctx[:60]!r} is remote; only inline contexts are accepted")
                         if isinstance(ctx, dict) and "@import" in ctx:
                             raise InputError(f"{name}: @context @import is not accepted; only inline contexts")
+                        terms += len(ctx) if isinstance(ctx, dict) else 0
+                        if terms > MAX_CONTEXT_TERMS:  # rdflib binds each, in time growing with all before
+                            raise InputError(f"{name}: @context defines over {MAX_CONTEXT_TERMS} terms")
                 stack.append(value)
         elif isinstance(item, list):
             stack.extend(item)
 
 
 def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGraph:
-    if syntax == "json-ld":
+    if syntax in STRICT_FORMATS:
+        graph = _parse_strict(text, syntax, name)
+    else:
         check_jsonld_contexts(data, name)
-    graph = Graph()
-    try:
-        graph.parse(data=text, format=syntax, publicID="urn:guideline-kg:input:")
-    except InputError:
-        raise
-    except Exception as exc:  # rdflib raises many unrelated exception types
-        message = " ".join(str(exc).split())[:200]
-        raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+        graph = Graph()
+        try:
+            graph.parse(data=text, format=syntax, publicID=INPUT_BASE)
+        except InputError:
+            raise
+        except Exception as exc:  # rdflib raises many unrelated exception types
+            message = " ".join(str(exc).split())[:200]
+            raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+    if len(graph) > MAX_TRIPLES:
+        raise InputError(f"{name}: over {MAX_TRIPLES} triples; a patient graph is far smaller")
     _refuse_malformed_terms(graph, name)
     _refuse_guideline_changes(graph, name)
     patients = sorted(set(graph.subjects(RDF.type, GKG.Patient)), key=str)
@@ -121,6 +138,35 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
         raise InputError(f"{name}: the gkg:Patient node must be an IRI, not a blank node")
     identifier = next((str(o) for o in graph.objects(patient, GKG.identifier)), str(patient))
     return PatientGraph(graph, patient, identifier, "rdf")
+
+
+def _parse_strict(text: str, syntax: str, name: str) -> Graph:
+    """Turtle or N-Triples read by pyoxigraph into an rdflib graph; blank nodes numbered in reading order."""
+    graph = Graph()
+    bnodes: dict[str, BNode] = {}
+
+    def term(node: Any) -> URIRef | BNode | Literal:
+        if isinstance(node, ox.NamedNode):
+            return URIRef(node.value)
+        if isinstance(node, ox.BlankNode):
+            return bnodes.setdefault(node.value, BNode(f"input-b{len(bnodes)}"))
+        if isinstance(node, ox.Literal):
+            if node.language:
+                return Literal(node.value, lang=node.language)
+            datatype = URIRef(node.datatype.value)
+            return Literal(node.value) if datatype == XSD.string else Literal(node.value, datatype=datatype)
+        raise InputError(f"{name}: a triple term (RDF 1.2) is not accepted in a patient graph")
+
+    try:
+        for count, triple in enumerate(ox.parse(text.encode("utf-8"), format=STRICT_FORMATS[syntax],
+                                                base_iri=INPUT_BASE), 1):
+            if count > MAX_TRIPLES:
+                raise InputError(f"{name}: over {MAX_TRIPLES} triples; a patient graph is far smaller")
+            graph.add((term(triple.subject), term(triple.predicate), term(triple.object)))
+    except SyntaxError as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise InputError(f"{name}: cannot be parsed as {syntax}: {message}") from None
+    return graph
 
 
 _BAD_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`]')
@@ -136,6 +182,12 @@ def _refuse_malformed_terms(graph: Graph, name: str) -> None:
         for term in (s, p, o):
             if isinstance(term, URIRef) and _BAD_IRI.search(str(term)):
                 raise InputError(f"{name}: {str(term)[:60]!r} is not a valid IRI")
+        if isinstance(o, Literal) and _is_nan(o.value):  # rdflib's comparisons raise on NaN, as JSON refuses it
+            raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} is not a number")
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, (float, Decimal)) and value != value
 
 
 SCHEMA_NAMESPACES = (str(RDFS), str(OWL), "http://www.w3.org/ns/shacl#")

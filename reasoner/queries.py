@@ -121,8 +121,15 @@ def local_only_problem(query: PreparedQuery) -> str | None:
     return None
 
 
+# The longest shipped query is under 3 kB; rdflib's parser takes seconds per 100 kB.
+MAX_QUERY_BYTES = 64 * 1024
+
+
 def load_query(path: Path) -> QueryFile:
     try:
+        size = path.stat().st_size
+        if size > MAX_QUERY_BYTES:
+            raise GuidelineError(f"{path.name}: {size} bytes is over the {MAX_QUERY_BYTES} byte limit for a query")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise GuidelineError(f"{path}: cannot read query: {exc}") from None
