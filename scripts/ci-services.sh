@@ -11,4 +11,5 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-scripts/virtuoso.sh   # 127.0.0.1:8891, its own database folder
+# A database folder of this checkout's own, so no lock or data from an earlier run is reused.
+VIRTUOSO_DIR="$PWD/.cache/virtuoso" scripts/virtuoso.sh   # 127.0.0.1:8891
