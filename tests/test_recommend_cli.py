@@ -197,3 +197,8 @@ def test_explain_walks_from_conclusion_to_facts_statements_and_citations(capsys,
 def test_explain_unknown_key_is_refused(capsys) -> None:
     code, out, err = run(capsys, "explain", str(FEVER), "no-such-key")
     assert code == 2 and out == "" and "no-such-key" in err
+
+
+def test_recommend_without_input_is_refused_with_exit_2(capsys) -> None:
+    code, out, err = run(capsys, "recommend")
+    assert code == 2 and out == "" and "needs an input file" in err

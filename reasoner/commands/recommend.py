@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reasoner.errors import InputError
 from reasoner.engines import available, make_engine
 from reasoner.guideline import Guideline
 from reasoner.output import emit
@@ -59,7 +60,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 
         return recommend_from_store(args)
     if args.input is None:
-        raise SystemExit("guideline-kg: recommend needs an input file (or --endpoint and --patient)")
+        raise InputError("recommend needs an input file (or --endpoint and --patient)")
     if args.input.is_dir() or args.input.suffix.lower() == ".ndjson":
         from reasoner.batch import run_batch
 
