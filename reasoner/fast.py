@@ -747,12 +747,6 @@ class FastEngine:
         self._add(triples, named)
         return triples
 
-    def _add(self, triples: Iterable[Triple], named: Any) -> None:
-        """Put the patient's new triples in its pyoxigraph graph, remembering them as pyoxigraph triples."""
-        quads = [q for q in (self.terms.quad(t, named) for t in triples) if q is not None]
-        self.store.extend(quads)
-        self._known.update(q.triple for q in quads)
-
 
 @dataclass(frozen=True)
 class BindableQuery:
