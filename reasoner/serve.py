@@ -112,13 +112,10 @@ def report_graph_name(patient: URIRef) -> URIRef:
 def guideline_graphs(guideline: Guideline) -> list[NamedGraph]:
     """The asserted guideline, and the triples its OWL-RL closure adds (only those, and only RDF ones:
     the closure also makes generalized triples with a literal subject, which no store accepts)."""
-    from reasoner.engine import closure
+    from reasoner.fast import closed_guideline
 
-    closed = Graph()
-    closed += guideline.graph
-    closure(closed)
     inferred = Graph()
-    for triple in closed:
+    for triple in closed_guideline(guideline):
         if not isinstance(triple[0], Literal) and isinstance(triple[1], URIRef) and triple not in guideline.graph:
             inferred.add(triple)
     return [NamedGraph(GUIDELINE_GRAPH, guideline.graph, "the guideline as encoded (asserted)"),

@@ -18,7 +18,7 @@ from rdflib.query import Result
 
 from reasoner import resources
 from reasoner.checks import CheckReport, check_encoding, qc_queries, rule_files_graph
-from reasoner.engine import closure
+from reasoner.fast import closed_guideline
 from reasoner.errors import GuidelineError, InputError
 from reasoner.guideline import Guideline, load_named_query
 from reasoner.namespaces import BASE, CITO, GKG, RULE, SHAPES, C, G
@@ -116,14 +116,14 @@ def without_generalized_rdf(graph: Graph) -> Graph:
 
 
 def inferred_graph(guideline: Guideline) -> Graph:
-    """The OWL-RL closure of the guideline as plain RDF; computed once per process. Do not mutate it."""
+    """The OWL-RL closure of the guideline as plain RDF (the disk-cached closure of the fast engine). Do not mutate it."""
     key = guideline.fingerprint
     if key not in _INFERRED:
         graph = Graph()
         for prefix, namespace in guideline.graph.namespaces():
             graph.bind(prefix, namespace, override=True)
-        graph += guideline.graph
-        closure(graph)
+        for triple in closed_guideline(guideline):  # computed once per encoding, kept on disk
+            graph.add(triple)
         _INFERRED[key] = without_generalized_rdf(graph)
     return _INFERRED[key]
 
