@@ -34,13 +34,11 @@ import os
 import pickle
 import re
 import tempfile
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyoxigraph as ox
 from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions, OWL_RL_Datatypes
 from owlrl.AxiomaticTriples import OWLRL_Datatypes_Disjointness
 from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef, Variable
@@ -50,15 +48,14 @@ from rdflib.store import Store
 
 from reasoner.engine import ANNOTATED, Reasoned, ReferenceEngine, closure
 from reasoner.fhir import PatientGraph
-from reasoner.errors import GuidelineError
 from reasoner.guideline import Guideline, Rule
 from reasoner.namespaces import GKG
+from reasoner.plan import Data, Index, Plan, Unsupported
 from reasoner.validate import SH, ShapeResult, unique, validate
 
 Triple = tuple[Any, Any, Any]
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 CACHE_VERSION = "1"
-RECYCLE = 500  # patients between two fresh pyoxigraph stores (see FastEngine._recycle)
 
 # T-box vocabulary the compiled rules understand; a closed guideline that uses any other
 # OWL term as a predicate or a type (functional properties, restrictions, property chains,
@@ -168,6 +165,7 @@ class DeltaClosure:
         for s, p, o in base:
             if p == TYPE:
                 self.base_types.setdefault(s, set()).add(o)
+        self._disjoint_memo: dict[frozenset[Any], list[Triple]] = {}
         self.disjoint: dict[Any, set[Any]] = {}
         for a, b in tbox.disjoint:
             self.disjoint.setdefault(a, set()).add(b)
@@ -213,9 +211,13 @@ class DeltaClosure:
                     used.add(wider)
             elif p == TYPE and o in OWL_RL_Datatypes:
                 used.add(o)
-        for t in OWLRL_Datatypes_Disjointness:
-            if t[0] in used and t[2] in used:
-                yield t
+        key = frozenset(used)
+        disjoint = self._disjoint_memo.get(key)
+        if disjoint is None:
+            disjoint = [t for t in OWLRL_Datatypes_Disjointness if t[0] in key and t[2] in key]
+            if len(self._disjoint_memo) < 1024:
+                self._disjoint_memo[key] = disjoint
+        yield from disjoint
 
     def extend(self, triples: set[Triple], new: Iterable[Triple], used: set[Any]) -> set[Triple]:
         """Close ``triples`` (the patient side, grown in place) after ``new`` were added; returns what was derived.
@@ -258,117 +260,6 @@ class DeltaClosure:
             if any(self.disjoint.get(a, set()) & ts for a in ts):
                 return True
         return False
-
-
-# ---- pyoxigraph terms ----
-
-NUMERIC = {"http://www.w3.org/2001/XMLSchema#" + name for name in (
-    "decimal", "integer", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
-    "positiveInteger", "nonPositiveInteger", "negativeInteger", "unsignedInt", "unsignedLong", "unsignedShort",
-    "unsignedByte")}
-
-
-def _number(text: str) -> Any:
-    from decimal import Decimal, InvalidOperation
-
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        return text
-
-
-class Terms:
-    """rdflib <-> pyoxigraph term conversion, remembering the rdflib term each pyoxigraph term came from."""
-
-    def __init__(self) -> None:
-        self.to_ox: dict[Any, Any] = {}
-        self.from_ox: dict[Any, Any] = {}
-        self.by_value: dict[tuple[str, Any], Any] = {}
-        self.local: dict[tuple[str, Any], Any] = {}  # the numbers of the patient at hand, preferred
-        self.limit = 200_000
-        self._kept: tuple[dict[Any, Any], dict[Any, Any], dict[tuple[str, Any], Any]] | None = None
-
-    def keep(self) -> None:
-        """Remember the terms known now (the guideline's); ``trim`` goes back to them."""
-        self._kept = (dict(self.to_ox), dict(self.from_ox), dict(self.by_value))
-
-    def trim(self) -> None:
-        """Forget the terms of past patients once they are many, so memory stays flat over a long batch."""
-        if self._kept is not None and (len(self.to_ox) > len(self._kept[0]) + 50_000
-                                       or len(self.from_ox) > len(self._kept[1]) + 50_000):
-            self.to_ox, self.from_ox, self.by_value = (dict(d) for d in self._kept)
-
-    def ox(self, term: Any) -> Any:
-        hit = self.to_ox.get(term)
-        if hit is not None:
-            return hit
-        if isinstance(term, URIRef):
-            value = ox.NamedNode(str(term))
-        elif isinstance(term, BNode):
-            value = ox.BlankNode(str(term))
-        elif isinstance(term, Literal):
-            if term.language:
-                value = ox.Literal(str(term), language=term.language)
-            elif term.datatype is not None:
-                value = ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
-            else:
-                value = ox.Literal(str(term))
-        else:
-            raise TypeError(f"not an RDF term: {term!r}")
-        if len(self.to_ox) < self.limit:
-            self.to_ox[term] = value
-            self.from_ox.setdefault(value, term)
-            if isinstance(term, Literal) and str(term.datatype) in NUMERIC:
-                self.by_value.setdefault((str(term.datatype), _number(str(term))), term)
-        return value
-
-    def rdf(self, term: Any) -> Any:
-        if term is None:
-            return None
-        if isinstance(term, ox.Literal) and term.datatype.value in NUMERIC:
-            # pyoxigraph stores numbers in canonical form ("20.0" comes back as "20"); rdflib keeps the
-            # lexical form the data had, and so must we
-            key = (term.datatype.value, _number(term.value))
-            hit = self.local.get(key)
-            if hit is None:  # (a Literal of zero is false: no ``or`` here)
-                hit = self.by_value.get(key)
-            if hit is not None:
-                return hit
-        hit = self.from_ox.get(term)
-        if hit is not None:
-            return hit
-        value = self.fresh(term)
-        if len(self.from_ox) < self.limit and not (isinstance(term, ox.Literal) and term.datatype.value in NUMERIC):
-            self.from_ox[term] = value
-        return value
-
-    @staticmethod
-    def fresh(term: Any) -> Any:
-        """The rdflib term of a pyoxigraph term as pyoxigraph gives it (numbers in canonical form: 20.0 is 20)."""
-        if isinstance(term, ox.NamedNode):
-            return URIRef(term.value)
-        if isinstance(term, ox.BlankNode):
-            return BNode(term.value)
-        if isinstance(term, ox.Literal):
-            if term.language:
-                return Literal(term.value, lang=term.language)
-            if term.datatype.value == XSD_STRING:
-                return Literal(term.value)
-            return Literal(term.value, datatype=URIRef(term.datatype.value))
-        raise TypeError(f"not an RDF term: {term!r}")
-
-    def quad(self, t: Triple, graph: Any) -> Any | None:
-        if isinstance(t[0], Literal) or isinstance(t[1], (Literal, BNode)):
-            return None  # owlrl's literal-subject triples: pyoxigraph refuses them and no rule reads them
-        return ox.Quad(self.ox(t[0]), self.ox(t[1]), self.ox(t[2]), graph)
-
-
-def _nquads(triples: Iterable[Triple], graph: str | None) -> bytes:
-    """N-Quads of the triples pyoxigraph can hold (no literal subjects), for a bulk load."""
-    tail = f" <{graph}> .\n" if graph else " .\n"
-    lines = [f"{s.n3()} {p.n3()} {o.n3()}{tail}" for s, p, o in triples
-             if not isinstance(s, Literal) and isinstance(p, URIRef)]
-    return "".join(lines).encode("utf-8")
 
 
 # ---- the patient's view: an rdflib Graph over the shared guideline store ----
@@ -441,7 +332,7 @@ class _Overlay(Store):
 
 
 class _Solutions:
-    """A SELECT result from pyoxigraph shaped like rdflib's: ``vars`` and rows of rdflib terms."""
+    """A SELECT result shaped like rdflib's: ``vars`` and rows of rdflib terms."""
 
     def __init__(self, variables: list[Variable], rows: list[tuple[Any, ...]]) -> None:
         self.vars = variables
@@ -458,17 +349,15 @@ class _Solutions:
 class PatientView(Graph):
     """The closed guideline plus one patient's reasoned triples, as an rdflib Graph.
 
-    The guideline's store is shared, not copied. SELECT queries of the guideline's query
-    files run in pyoxigraph over the same triples; any other query runs in rdflib.
+    The guideline's store is shared, not copied. The guideline's own SELECT queries (the
+    report's) run as compiled plans over the engine's indexes; any other query runs in rdflib.
     """
 
-    def __init__(self, engine: "FastEngine", triples: set[Triple], named: Any) -> None:
+    def __init__(self, engine: "FastEngine", triples: set[Triple], side: Index) -> None:
         super().__init__(store=_Overlay(lambda: engine.base_store, triples))
         self._engine = engine
-        self._named = named
         self._triples = triples
-        self._numbers = engine.terms.local
-        self._finalizer = weakref.finalize(self, engine.store.remove_graph, named)
+        self._data = Data(engine.base_index, side)
 
     def __contains__(self, triple: Any) -> bool:
         if isinstance(triple, tuple) and len(triple) == 3 and None not in triple:
@@ -477,12 +366,13 @@ class PatientView(Graph):
 
     def query(self, query_object, processor="sparql", result="sparql", initNs=None, initBindings=None,
               use_store_provided=True, **kwargs):  # type: ignore[override]
-        known = self._engine.select_texts.get(id(query_object))
+        known = self._engine.select_plans.get(id(query_object))
         bindings = dict(initBindings or {})
         if known is None or kwargs or not set(map(str, bindings)) <= known[1]:
             return super().query(query_object, processor, result, initNs, initBindings, use_store_provided, **kwargs)
-        self._engine.terms.local = self._numbers
-        return self._engine.select(known[0], self._named, bindings)
+        plan = known[0]
+        rows = plan.select(self._data, {Variable(str(k)): v for k, v in bindings.items()})
+        return _Solutions(plan.variables, rows)
 
 
 # ---- the engine ----
@@ -499,58 +389,59 @@ class FastEngine:
         self.base = frozenset(closed)
         self.tbox = TBox.of(closed)
         self.delta = DeltaClosure(self.base, self.tbox)
-        self.terms = Terms()
-        asserted_graph = ox.NamedNode("urn:guideline-kg:fast:asserted-guideline")
-        self._guideline_nquads = _nquads(closed, None) + _nquads(guideline.graph, asserted_graph.value)
-        self.store = self._new_store()
-        self._views: weakref.WeakSet[PatientView] = weakref.WeakSet()
-        self._served = 0
-        for _, _, o in closed:
-            if isinstance(o, Literal) and str(o.datatype) in NUMERIC:
-                self.terms.by_value.setdefault((str(o.datatype), _number(str(o))), o)
+        # one object per term: index lookups then find keys by identity, not by rdflib's __eq__
+        self.interned: dict[Any, Any] = {}
+        self._local: dict[Any, Any] = {}  # the patient at hand's terms (see _intern)
+        for t in closed:
+            for x in t:
+                self.interned.setdefault(x, x)
+        self.base_index = Index(closed)
+        asserted = [self._intern(t) for t in guideline.graph]
+        self.asserted_base = frozenset(asserted)
+        self.asserted_index = Index(asserted)
         self._closed = closed
         self._base_store: Memory | None = None
-        self.base_known = {q.triple for q in self.store.quads_for_pattern(None, None, None, ox.DefaultGraph())}
-        self._known: set[Any] = set()
         self.rules = list(guideline.rules)
         self.strata = sorted({r.stratum for r in self.rules})
+        self.plans: dict[str, Plan | None] = {}
+        for rule in self.rules:
+            try:
+                self.plans[rule.name] = Plan(rule.query.prepared(), self.interned)
+            except Unsupported:
+                self.plans[rule.name] = None  # evaluated by rdflib over the patient's view
+        self.select_plans: dict[int, tuple[Plan, frozenset[str]]] = {}
+        for q in guideline.queries.values():
+            prepared = q.prepared()
+            if prepared.algebra.name == "SelectQuery":
+                try:
+                    self.select_plans[id(prepared)] = (Plan(prepared, self.interned),
+                                                       frozenset(p.name for p in q.params) | {"patient"})
+                except Unsupported:
+                    pass
         self.patient_shapes = guideline.shape_graph("patient")
         self.inferred_shapes = guideline.shape_graph("patient-inferred")
         try:
-            self.asserted_checker: ShapeChecker | None = ShapeChecker(
-                self.patient_shapes, list(guideline.graph), self, asserted_graph)
-            self.inferred_checker: ShapeChecker | None = ShapeChecker(
-                self.inferred_shapes, closed, self, ox.DefaultGraph())
+            self.asserted_checker: ShapeChecker | None = ShapeChecker(self.patient_shapes, asserted, self)
+            self.inferred_checker: ShapeChecker | None = ShapeChecker(self.inferred_shapes, closed, self)
         except Unsupported:
             self.asserted_checker = self.inferred_checker = None
         self.asserted_needs = _shape_reads(self.patient_shapes)
         self.inferred_needs = _shape_reads(self.inferred_shapes)
         self.asserted_guideline = _needed(guideline.graph, self.asserted_needs)
         self.inferred_guideline = _needed(closed, self.inferred_needs)
-        self.select_texts = {id(q.prepared()): (BindableQuery.of(q.text), frozenset(p.name for p in q.params))
-                             for q in guideline.queries.values() if q.prepared().algebra.name == "SelectQuery"}
-        self._counter = itertools.count()
         self._reference: ReferenceEngine | None = None
-        self.annotated = {self.terms.ox(c) for c in ANNOTATED}
-        self.rdf_type = self.terms.ox(RDF.type)
-        self.terms.keep()
         self.reads = {r.name: _reads(r.query.prepared().algebra) for r in self.rules}
 
-    def _new_store(self) -> Any:
-        """A pyoxigraph store holding the closed guideline (default graph) and the asserted one (a named graph)."""
-        store = ox.Store()
-        store.load(self._guideline_nquads, format=ox.RdfFormat.N_QUADS)
-        return store
-
-    def _recycle(self) -> None:
-        """Every RECYCLE patients, when no report still reads it, start again from a fresh store.
-
-        Removing a patient's graph does not give all of its memory back to the process, so a
-        long batch would grow; a fresh store costs a bulk load of the cached guideline.
-        """
-        self._served += 1
-        if self._served % RECYCLE == 0 and not self._views:
-            self.store = self._new_store()
+    def _intern(self, t: Triple) -> Triple:
+        """The triple with the guideline's term objects, else the patient's first object for each term."""
+        get, local = self.interned.get, self._local
+        s, p, o = t
+        s = get(s) or local.setdefault(s, s)
+        p = get(p) or local.setdefault(p, p)
+        o = get(o)
+        if o is None:
+            o = local.setdefault(t[2], t[2])
+        return (s, p, o)
 
     @property
     def base_store(self) -> Memory:
@@ -565,27 +456,20 @@ class FastEngine:
 
     # -- stages --
 
-    def load(self, patient: PatientGraph, named: Any) -> set[Triple]:
-        """The patient's own triples, also put in the pyoxigraph graph ``named``."""
-        self.terms.trim()
-        self._recycle()
-        triples = {t for t in patient.graph if t not in self.base}
-        self.terms.local = {(str(o.datatype), _number(str(o))): o for _, _, o in triples
-                            if isinstance(o, Literal) and str(o.datatype) in NUMERIC}
-        self._known = set()
-        self._add(triples, named)
-        return triples
+    def load(self, patient: PatientGraph) -> tuple[set[Triple], Index]:
+        """The patient's own triples (those not in the closed guideline), and their index."""
+        base = self.base
+        self._local = {}
+        triples = {self._intern(t) for t in patient.graph}
+        triples = {t for t in triples if t not in base}
+        return triples, Index(triples)
 
-    def _add(self, triples: Iterable[Triple], named: Any) -> None:
-        """Put the patient's new triples in its pyoxigraph graph, remembering them as pyoxigraph triples."""
-        quads = [q for q in (self.terms.quad(t, named) for t in triples) if q is not None]
-        self.store.extend(quads)
-        self._known.update(q.triple for q in quads)
-
-    def validate_asserted(self, patient: PatientGraph, named: Any) -> list[ShapeResult]:
-        """The patient shapes on guideline + patient (``named`` must hold the patient's triples)."""
+    def validate_asserted(self, patient: PatientGraph) -> list[ShapeResult]:
+        """The patient shapes on the asserted guideline + the patient."""
         if self.asserted_checker is not None:
-            return unique(self.asserted_checker.check(patient.graph, named))
+            own = {self._intern(t) for t in patient.graph}
+            side = [t for t in own if t not in self.asserted_base]
+            return unique(self.asserted_checker.check(side, Data(self.asserted_index, Index(side))))
         data = Graph()
         for t in self.asserted_guideline:
             data.add(t)
@@ -593,9 +477,9 @@ class FastEngine:
             data.add(t)
         return validate(data, self.patient_shapes)
 
-    def validate_inferred(self, triples: set[Triple], named: Any) -> list[ShapeResult]:
+    def validate_inferred(self, triples: set[Triple], side: Index) -> list[ShapeResult]:
         if self.inferred_checker is not None:
-            return unique(self.inferred_checker.check(triples, named))
+            return unique(self.inferred_checker.check(triples, Data(self.base_index, side)))
         data = Graph()
         for t in self.inferred_guideline:
             data.add(t)
@@ -603,15 +487,14 @@ class FastEngine:
             data.add(t)
         return validate(data, self.inferred_shapes)
 
-    def infer(self, triples: set[Triple], named: Any) -> set[Triple]:
+    def infer(self, triples: set[Triple], side: Index) -> set[Triple]:
         """The reference's run_rules: per stratum, closure then every rule, until a pass adds nothing.
 
-        ``triples`` (the patient's, already in ``named``) grows in place and is returned. A rule is
+        ``triples`` (the patient's, indexed in ``side``) grows in place and is returned. A rule is
         evaluated again only when a triple it can read (by predicate, or by class for rdf:type) was
         added since its last evaluation: otherwise its answer, already added, cannot have changed.
         """
-        store = self.store
-        graphs = [ox.DefaultGraph(), named]
+        data = Data(self.base_index, side)
         used: set[Any] = set(self.delta.base_datatypes)
         clock = 0  # counts the batches of added triples
         changed: dict[Any, int] = {}  # read key -> the batch that last added a triple it matches
@@ -630,7 +513,8 @@ class FastEngine:
                 if pending:
                     clock += 1
                     derived = self.delta.extend(triples, pending, used)
-                    self._add(derived, named)
+                    for t in derived:
+                        side.add(t)
                     note(derived)
                     pending = set()
                 added = 0
@@ -641,7 +525,7 @@ class FastEngine:
                         continue
                     clock += 1
                     seen_at[rule.name] = clock
-                    new = self._apply(rule, graphs, named, triples)
+                    new = self._apply(rule, data, triples, side)
                     note(new)
                     pending |= new
                     added += len(new)
@@ -649,92 +533,49 @@ class FastEngine:
                     break
         return triples
 
-    def _apply(self, rule: Rule, graphs: list[Any], named: Any, triples: set[Triple]) -> set[Triple]:
+    def _apply(self, rule: Rule, data: Data, triples: set[Triple], side: Index) -> set[Triple]:
         """The reference's apply_rule: add what the rule constructs, and gkg:byRule on each conclusion it types."""
-        produced = list(self.store.query(rule.query.text, default_graph=graphs))
-        rdf_type, annotated = self.rdf_type, self.annotated
-        typed = {t.subject for t in produced if t.predicate == rdf_type and t.object in annotated}
-        new: set[Triple] = set()
-        rdf = self.terms.rdf
+        plan = self.plans[rule.name]
+        if plan is not None:
+            produced = {self._intern(t) for t in plan.construct(data)}
+        else:
+            view = PatientView(self, triples, side)
+            produced = {self._intern(t) for t in Graph.query(view, rule.query.prepared()).graph}
+        typed = {s for s, p, o in produced if p == RDF.type and o in ANNOTATED}
         base = self.base
-        known, base_known = self._known, self.base_known
-        for t in produced:
-            if t in known or t in base_known:  # already there: no need to convert it
-                continue
-            triple = (rdf(t.subject), rdf(t.predicate), rdf(t.object))
-            if triple not in triples and triple not in base:
-                new.add(triple)
+        new = {t for t in produced if t not in triples and t not in base}
         iri = rule.iri
         for subject in typed:
-            triple = (rdf(subject), BY_RULE, iri)
+            triple = (subject, BY_RULE, iri)
             if triple not in triples and triple not in base:
                 new.add(triple)
         if new:
             triples |= new
-            self._add(new, named)
+            for t in new:
+                side.add(t)
         return new
 
-    def select(self, query: "BindableQuery", named: Any, bindings: dict[str, Any]) -> _Solutions:
-        text = query.bind({str(k): self.terms.ox(v) for k, v in bindings.items()})
-        result = self.store.query(text, default_graph=[ox.DefaultGraph(), named])
-        variables = [Variable(v.value) for v in result.variables]
-        rdf = self.terms.rdf
-        width = range(len(variables))
-        rows = [tuple(rdf(solution[i]) for i in width) for solution in result]
-        return _Solutions(variables, rows)
-
-    def faithful(self, patient: PatientGraph) -> bool:
-        """Does pyoxigraph read every number of the patient as rdflib does?
-
-        pyoxigraph's xsd:decimal holds about 18 digits each side of the point: "1e308" quantized to
-        0.01 is no number to it (no range check fires) while rdflib and pySHACL read it. Such a
-        patient, and one with an ill-typed literal, is reasoned over by the reference engine.
-        """
-        numbers = [o for _, _, o in patient.graph if isinstance(o, Literal) and o.datatype is not None
-                   and (str(o.datatype) in NUMERIC or getattr(o, "ill_typed", False))]
-        if not numbers:
-            return True
-        if any(getattr(o, "ill_typed", False) for o in numbers):
-            return False
-        scratch = ox.NamedNode("urn:guideline-kg:fast:scratch")
-        predicate = ox.NamedNode("urn:guideline-kg:fast:value")
-        self.store.extend(ox.Quad(ox.NamedNode(f"urn:guideline-kg:fast:n{i}"), predicate, self.terms.ox(o), scratch)
-                          for i, o in enumerate(numbers))
-        try:
-            rows = self.store.query("SELECT ?s ?v WHERE { ?s ?p ?v FILTER (isNumeric(?v)) }", default_graph=scratch)
-            read = {row[0].value: row[1].value for row in rows}
-        finally:
-            self.store.clear_graph(scratch)
-        for i, o in enumerate(numbers):
-            value = read.get(f"urn:guideline-kg:fast:n{i}")
-            if value is None or _number(value) != _number(str(o)):
-                return False
-        return True
-
     def reason(self, patient: PatientGraph) -> Reasoned:
-        if not self.faithful(patient):
+        if any(getattr(o, "ill_typed", False) for _, _, o in patient.graph if isinstance(o, Literal)):
+            # owlrl's handling of ill-typed literals is not compiled here: the reference reasons whole
             if self._reference is None:
                 self._reference = ReferenceEngine(self.guideline)
             return self._reference.reason(patient)
-        named = ox.NamedNode(f"urn:guideline-kg:fast:patient:{next(self._counter)}")
-        triples = self.load(patient, named)
-        results = self.validate_asserted(patient, named)
+        results = self.validate_asserted(patient)
         if any(r.severity == "Violation" for r in results):
-            self.store.remove_graph(named)
             return Reasoned(patient, None, results)
         if self.tbox.unsupported:
-            triples = self._owlrl_fallback(patient, named)
+            triples = self._owlrl_fallback(patient)
         else:
-            triples = self.infer(triples, named)
+            triples, side = self.load(patient)
+            triples = self.infer(triples, side)
             if self.delta.disjointness_clash(triples):
-                self.store.remove_graph(named)
-                triples = self._owlrl_fallback(patient, named)
-        results += self.validate_inferred(triples, named)
-        view = PatientView(self, triples, named)
-        self._views.add(view)
-        return Reasoned(patient, view, unique(results))
+                triples = self._owlrl_fallback(patient)
+        side = Index(triples)
+        results += self.validate_inferred(triples, side)
+        return Reasoned(patient, PatientView(self, triples, side), unique(results))
 
-    def _owlrl_fallback(self, patient: PatientGraph, named: Any) -> set[Triple]:
+    def _owlrl_fallback(self, patient: PatientGraph) -> set[Triple]:
         """The reference's reasoning for a T-box (or a patient) the compiled rules do not cover."""
         from reasoner.engine import run_rules
 
@@ -742,42 +583,10 @@ class FastEngine:
         graph += self.guideline.graph
         graph += patient.graph
         run_rules(self.guideline, graph)
-        triples = {t for t in graph if t not in self.base}
-        self._known = set()
-        self._add(triples, named)
-        return triples
+        return {self._intern(t) for t in graph if t not in self.base}
 
 
-@dataclass(frozen=True)
-class BindableQuery:
-    """A query text with a place, at the start of its WHERE group, for a VALUES block binding its parameters.
-
-    pyoxigraph's ``substitutions`` applies bindings after evaluating the whole pattern (hundreds of
-    times slower here); a leading VALUES block binds them first. The terms are written by pyoxigraph
-    (``str`` of a NamedNode or Literal is its escaped N-Triples form), never copied from text.
-    """
-
-    head: str
-    tail: str
-
-    @classmethod
-    def of(cls, text: str) -> "BindableQuery":
-        match = re.search(r"\bSELECT\b|\bCONSTRUCT\b|\bASK\b", text, flags=re.IGNORECASE)
-        brace = text.find("{", match.end() if match else 0)
-        if match and match.group(0).upper() == "CONSTRUCT":
-            brace = text.find("{", text.find("}", brace) + 1)  # the template first, then the WHERE group
-        if brace < 0:
-            raise GuidelineError("a query without a WHERE group cannot take parameters")
-        return cls(text[:brace + 1], text[brace + 1:])
-
-    def bind(self, bindings: dict[str, Any]) -> str:
-        if not bindings:
-            return self.head + self.tail
-        names = " ".join(f"?{name}" for name in bindings)
-        values = " ".join(str(term) for term in bindings.values())
-        return f"{self.head} VALUES ({names}) {{ ({values}) }} {self.tail}"
-
-
+THIS = Variable("this")
 ANY_TYPE = "any rdf:type"
 
 
@@ -800,10 +609,6 @@ def _keys(t: Triple) -> tuple[Any, ...]:
 
 
 # ---- SHACL checks compiled from the shapes ----
-
-
-class Unsupported(Exception):
-    """The shapes use SHACL the compiled checks do not implement; pySHACL validates instead."""
 
 
 SHAPE_TERMS = {RDF.type, SH.targetClass, SH.targetObjectsOf, SH.targetSubjectsOf, SH.targetNode, SH.property,
@@ -858,7 +663,7 @@ class _Shape:
     any_of: list["_Shape"] = field(default_factory=list)
     nodes: list["_Shape"] = field(default_factory=list)
     properties: list["_Shape"] = field(default_factory=list)
-    sparql: list[tuple[Any, "BindableQuery", list[Literal]]] = field(default_factory=list)
+    sparql: list[tuple[Any, Plan, list[Literal]]] = field(default_factory=list)
     target_classes: list[Any] = field(default_factory=list)
     target_objects_of: list[Any] = field(default_factory=list)
     target_subjects_of: list[Any] = field(default_factory=list)
@@ -900,9 +705,8 @@ class ShapeChecker:
     pySHACL fills them). Anything else raises Unsupported at load time.
     """
 
-    def __init__(self, shapes: Graph, guideline: list[Triple], engine: "FastEngine", graph: Any) -> None:
+    def __init__(self, shapes: Graph, guideline: list[Triple], engine: "FastEngine") -> None:
         self.engine = engine
-        self.graph = graph  # the pyoxigraph graph holding this validation's guideline part
         self.shapes_graph = shapes
         self.base = _Index(t for t in guideline if not isinstance(t[0], Literal))
         self.subclasses: dict[Any, set[Any]] = {}
@@ -961,7 +765,7 @@ class ShapeChecker:
             prefixes = {str(g.value(d, SH.prefix)): str(g.value(d, SH.namespace))
                         for source in g.objects(constraint, SH.prefixes) for d in g.objects(source, SH.declare)}
             declared = "".join(f"PREFIX {k}: <{v}>\n" for k, v in sorted(prefixes.items()))
-            text = BindableQuery.of(declared + str(g.value(constraint, SH.select)))
+            text = Plan(prepareQuery(declared + str(g.value(constraint, SH.select))), self.engine.interned)
             shape.sparql.append((constraint, text, [m for m in g.objects(constraint, SH.message)
                                                     if isinstance(m, Literal)]))
         shape.target_classes = list(g.objects(node, SH.targetClass))
@@ -1004,24 +808,24 @@ class ShapeChecker:
                 seen.add(n)
                 yield n
 
-    def check(self, side: Iterable[Triple], named: Any) -> list[ShapeResult]:
+    def check(self, side: Iterable[Triple], sparql_data: Data) -> list[ShapeResult]:
         data = _Data(self.base, side)
         results: list[ShapeResult] = []
         for shape in self.roots:
             for focus in list(self._focus_nodes(shape, data)):
-                results.extend(self._validate(shape, focus, data, named))
+                results.extend(self._validate(shape, focus, data, sparql_data))
         return results
 
-    def _conforms(self, shape: _Shape, focus: Any, data: _Data, named: Any) -> bool:
-        return not self._validate(shape, focus, data, named)
+    def _conforms(self, shape: _Shape, focus: Any, data: _Data, sparql_data: Data) -> bool:
+        return not self._validate(shape, focus, data, sparql_data)
 
-    def _validate(self, shape: _Shape, focus: Any, data: _Data, named: Any) -> list[ShapeResult]:
+    def _validate(self, shape: _Shape, focus: Any, data: _Data, sparql_data: Data) -> list[ShapeResult]:
         results: list[ShapeResult] = []
         if shape.path is None:
             for prop in shape.properties:
-                results.extend(self._validate(prop, focus, data, named))
+                results.extend(self._validate(prop, focus, data, sparql_data))
             for node in shape.nodes:
-                if not self._conforms(node, focus, data, named):
+                if not self._conforms(node, focus, data, sparql_data):
                     results.append(self._result(shape, focus, focus))
             if shape.datatype is not None and not _datatype_matches(focus, shape.datatype):
                 results.append(self._result(shape, focus, focus))
@@ -1029,10 +833,10 @@ class ShapeChecker:
                 results.append(self._result(shape, focus, focus))
             if shape.allowed is not None and focus not in shape.allowed:
                 results.append(self._result(shape, focus, focus))
-            if shape.any_of and not any(self._conforms(a, focus, data, named) for a in shape.any_of):
+            if shape.any_of and not any(self._conforms(a, focus, data, sparql_data) for a in shape.any_of):
                 results.append(self._result(shape, focus, focus))
             for constraint, text, messages in shape.sparql:
-                results.extend(self._sparql(shape, constraint, text, messages, focus, named))
+                results.extend(self._sparql(shape, constraint, text, messages, focus, sparql_data))
             return results
         values = data.values(focus, shape.path)
         if shape.min_count is not None and len(values) < shape.min_count:
@@ -1046,10 +850,10 @@ class ShapeChecker:
                 results.append(self._result(shape, focus, value))
             if shape.datatype is not None and not _datatype_matches(value, shape.datatype):
                 results.append(self._result(shape, focus, value))
-            if shape.any_of and not any(self._conforms(a, value, data, named) for a in shape.any_of):
+            if shape.any_of and not any(self._conforms(a, value, data, sparql_data) for a in shape.any_of):
                 results.append(self._result(shape, focus, value))
             for node in shape.nodes:
-                if not self._conforms(node, value, data, named):
+                if not self._conforms(node, value, data, sparql_data):
                     results.append(self._result(shape, focus, value))
         return results
 
@@ -1062,16 +866,15 @@ class ShapeChecker:
                            shape=str(source) if isinstance(source, URIRef) else "_:anonymous-shape",
                            value=str(value) if isinstance(value, (URIRef, Literal)) else None)
 
-    def _sparql(self, shape: _Shape, constraint: Any, text: "BindableQuery", messages: list[Literal], focus: Any,
-                named: Any) -> list[ShapeResult]:
+    def _sparql(self, shape: _Shape, constraint: Any, text: Plan, messages: list[Literal], focus: Any,
+                sparql_data: Data) -> list[ShapeResult]:
         """A SPARQL SELECT constraint, its rows turned into results the way pySHACL does."""
-        engine = self.engine
-        rows = engine.store.query(text.bind({"this": engine.terms.ox(focus)}), default_graph=[self.graph, named])
-        names = [v.value for v in rows.variables]
+        rows = text.select(sparql_data, {THIS: focus})
+        names = [str(v) for v in text.variables]
         seen: list[tuple[Any, ...]] = []
         results = []
         for row in rows:
-            bound = {n: engine.terms.rdf(row[i]) for i, n in enumerate(names) if row[i] is not None}
+            bound = {n: row[i] for i, n in enumerate(names) if row[i] is not None}
             path, value, this = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
             bound.pop("failure", None)
             key = (this, path, value, tuple(sorted(bound.items())))

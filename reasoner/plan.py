@@ -1,0 +1,797 @@
+"""SPARQL queries compiled once into Python closures over one patient's triples and the closed guideline.
+
+The rule, report and shape-constraint queries are written in SPARQL; here rdflib's algebra of each
+(``prepareQuery``) is compiled at load time into nested closures that evaluate the query the way
+rdflib's own evaluator (``rdflib.plugins.sparql.evaluate``) does it, step for step: lazy joins
+push bindings into their right side, non-lazy joins hash the right side, OPTIONAL re-checks
+without outer bindings, FILTER and BIND forget the bindings pushed in from outside their
+group, (NOT) EXISTS sees the bindings of its filter. What changes is the data access: patterns
+are matched against two dictionaries indexes (the closed guideline, built once, and the
+patient's side, grown as rules conclude) instead of an rdflib store, and no FrozenBindings or
+QueryContext is built per step. Expressions are evaluated by rdflib's own operators, so a
+comparison, a cast or an error means here what it means in the reference engine.
+
+Anything the compiler does not cover (aggregates, GRAPH, SERVICE, property paths, blank nodes in
+a CONSTRUCT template) raises ``Unsupported`` at load time; the caller then evaluates that query
+with rdflib itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from types import MethodType
+from typing import Any
+
+from rdflib import BNode, Literal, URIRef, Variable
+from rdflib.paths import Path, SequencePath
+from pyparsing import ParseResults
+from rdflib.plugins.sparql.evalutils import _val
+from rdflib.plugins.sparql.operators import EBV, XSD_DTs, string
+from rdflib.plugins.sparql.parserutils import CompValue, Expr, value
+from rdflib.plugins.sparql.sparql import FrozenBindings, NotBoundError, QueryContext, SPARQLError
+from rdflib.term import Node
+
+import reasoner.algebra  # noqa: F401  (registers the reducers copy.deepcopy needs)
+
+Triple = tuple[Any, Any, Any]
+Bindings = dict[Any, Any]
+
+
+class Unsupported(Exception):
+    """The query uses SPARQL the compiler does not cover; evaluate it with rdflib instead."""
+
+
+# ---- the data: two indexes ----
+
+
+class Index:
+    """Triples indexed by subject then predicate, and by predicate then object."""
+
+    __slots__ = ("spo", "pos", "per_predicate", "size")
+
+    def __init__(self, triples: Iterable[Triple] = ()) -> None:
+        self.spo: dict[Any, dict[Any, set[Any]]] = {}
+        self.pos: dict[Any, dict[Any, set[Any]]] = {}
+        self.per_predicate: dict[Any, int] = {}
+        self.size = 0
+        for t in triples:
+            self.add(t)
+
+    def add(self, t: Triple) -> None:
+        s, p, o = t
+        by_p = self.spo.get(s)
+        if by_p is None:
+            by_p = self.spo[s] = {}
+        objects = by_p.get(p)
+        if objects is None:
+            objects = by_p[p] = set()
+        if o in objects:
+            return
+        objects.add(o)
+        by_o = self.pos.get(p)
+        if by_o is None:
+            by_o = self.pos[p] = {}
+            self.per_predicate[p] = 0
+        subjects = by_o.get(o)
+        if subjects is None:
+            subjects = by_o[o] = set()
+        subjects.add(s)
+        self.per_predicate[p] += 1
+        self.size += 1
+
+    def count(self, s: Any, p: Any, o: Any) -> int:
+        """How many triples match a pattern (None is a wildcard), from the index sizes."""
+        if p is not None:
+            if s is not None:
+                by_p = self.spo.get(s)
+                objects = by_p.get(p) if by_p else None
+                if not objects:
+                    return 0
+                if o is not None:
+                    return 1 if o in objects else 0
+                return len(objects)
+            by_o = self.pos.get(p)
+            if not by_o:
+                return 0
+            if o is not None:
+                subjects = by_o.get(o)
+                return len(subjects) if subjects else 0
+            return self.per_predicate[p]
+        if s is not None:
+            by_p = self.spo.get(s)
+            if not by_p:
+                return 0
+            if o is not None:
+                return sum(1 for objects in by_p.values() if o in objects)
+            return sum(map(len, by_p.values()))
+        return self.size
+
+    def match(self, s: Any, p: Any, o: Any) -> Iterator[Triple]:
+        """Triples matching a pattern; None is a wildcard."""
+        if s is not None:
+            by_p = self.spo.get(s)
+            if not by_p:
+                return
+            if p is not None:
+                objects = by_p.get(p)
+                if not objects:
+                    return
+                if o is not None:
+                    if o in objects:
+                        yield (s, p, o)
+                else:
+                    for x in objects:
+                        yield (s, p, x)
+                return
+            for pp, objects in by_p.items():
+                if o is not None:
+                    if o in objects:
+                        yield (s, pp, o)
+                else:
+                    for x in objects:
+                        yield (s, pp, x)
+            return
+        if p is not None:
+            by_o = self.pos.get(p)
+            if not by_o:
+                return
+            if o is not None:
+                for x in by_o.get(o, ()):
+                    yield (x, p, o)
+            else:
+                for oo, subjects in by_o.items():
+                    for x in subjects:
+                        yield (x, p, oo)
+            return
+        for pp, by_o in self.pos.items():
+            if o is not None:
+                for x in by_o.get(o, ()):
+                    yield (x, pp, o)
+            else:
+                for oo, subjects in by_o.items():
+                    for x in subjects:
+                        yield (x, pp, oo)
+
+
+class Data:
+    """What a query reads: a shared index (the guideline) and the patient's own, disjoint from it."""
+
+    __slots__ = ("indexes",)
+
+    def __init__(self, *indexes: Index) -> None:
+        self.indexes = indexes
+
+    def match(self, s: Any, p: Any, o: Any) -> Iterator[Triple]:
+        for index in self.indexes:
+            yield from index.match(s, p, o)
+
+    def count(self, s: Any, p: Any, o: Any) -> int:
+        n = 0
+        for index in self.indexes:
+            n += index.count(s, p, o)
+        return n
+
+
+# ---- evaluation state ----
+
+
+class State:
+    """One evaluation: the data, the initial bindings, and the rdflib context expressions are evaluated in."""
+
+    __slots__ = ("data", "init", "qctx")
+
+    def __init__(self, data: Data, init: Bindings, prologue: Any) -> None:
+        self.data = data
+        self.init = init
+        self.qctx = QueryContext(None, initBindings=init)
+        self.qctx.prologue = prologue
+        self.qctx._gkg_state = self  # type: ignore[attr-defined]  # read by (NOT) EXISTS
+
+
+Op = Callable[[State, Bindings], Iterable[Bindings]]
+
+
+def _frozen(st: State, b: Bindings) -> FrozenBindings:
+    return FrozenBindings(st.qctx, b)
+
+
+def _forget(st: State, c: Bindings, before: Bindings, keep: Any) -> Bindings:
+    """rdflib's FrozenBindings.forget: drop what was bound before, unless kept or initial."""
+    init = st.init
+    keep = keep or ()
+    return {k: v for k, v in c.items() if k in keep or k in init or k not in before}
+
+
+def _thaw(st: State, b: Bindings) -> Bindings:
+    """rdflib's QueryContext.thaw: the bindings of a solution, initial bindings on top."""
+    if not st.init:
+        return b
+    return {**b, **st.init}
+
+
+def _is_var(term: Any) -> bool:
+    return isinstance(term, (Variable, BNode))
+
+
+def _compatible(x: Bindings, y: Bindings) -> bool:
+    for k, v in x.items():
+        w = y.get(k, _MISSING)
+        if w is not _MISSING and w is not v and v != w:
+            return False
+    return True
+
+
+_MISSING = object()
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    ">": lambda x, y: x.__gt__(y), "<": lambda x, y: x.__lt__(y), "=": lambda x, y: x.eq(y),
+    "!=": lambda x, y: x.neq(y), ">=": lambda x, y: x.__ge__(y), "<=": lambda x, y: x.__le__(y)}
+TRUE, FALSE = Literal(True), Literal(False)
+
+
+# ---- the compiler ----
+
+
+class Compiler:
+    """Compiles one query's algebra (a private deep copy) into closures."""
+
+    def __init__(self, interned: dict[Any, Any] | None = None) -> None:
+        self.fresh = itertools.count()
+        self.variables: dict[Any, Any] = {}
+        self.interned = interned or {}  # constants as the data's own objects: dict lookups then skip __eq__
+
+    PATTERNS = {"BGP", "Filter", "Join", "LeftJoin", "Union", "Minus", "Extend", "ToMultiSet", "values",
+                "Project", "Distinct", "Reduced", "Slice", "OrderBy"}
+
+    def part(self, node: Any) -> Op:
+        name = getattr(node, "name", None)
+        if name not in self.PATTERNS:
+            raise Unsupported(f"SPARQL algebra {name}")
+        return getattr(self, "_" + name.lower())(node)
+
+    # -- expressions --
+
+    def expr(self, e: Any) -> Callable[[State, Bindings], Any]:
+        """A closure giving the expression's value under bindings, raising SPARQLError where rdflib's value is an error.
+
+        BOUND, IF, STR, CONCAT, IRI, &&, ||, ! and (NOT) EXISTS are evaluated here the way
+        rdflib's operators evaluate them (same argument evaluation, same error cases); any other
+        expression is handed to rdflib's own operator, with compiled (NOT) EXISTS inside.
+        """
+        if isinstance(e, (Variable, BNode)):
+            var = self.var(e)
+
+            def variable(st: State, b: Bindings) -> Any:
+                r = b.get(var)
+                if r is None:
+                    r = st.init.get(var)
+                    if r is None:
+                        raise NotBoundError(f"Variable {var} is not bound")
+                return r
+            return variable
+        if isinstance(e, ParseResults) and len(e) == 1:
+            return self.expr(e[0])
+        if not isinstance(e, CompValue):
+            if isinstance(e, (list, ParseResults)):
+                raise Unsupported("a list where an expression was expected")
+            constant = self.term(e)
+            return lambda st, b: constant
+        if not isinstance(e, Expr):
+            raise Unsupported(f"expression {e.name}")
+        name = e.name
+        if name.startswith("Aggregate_"):
+            raise Unsupported(f"aggregate {name}")
+        if name in ("Builtin_EXISTS", "Builtin_NOTEXISTS"):
+            graph = e.__dict__.get("graph", OrderedDictGet(e, "graph"))
+            op = self.part(graph)
+            e.__dict__["_gkg_op"] = op
+            e._evalfn = MethodType(_exists, e)  # for an EXISTS inside an expression rdflib evaluates
+            exists = name == "Builtin_EXISTS"
+            true, false = Literal(exists), Literal(not exists)
+
+            def run_exists(st: State, b: Bindings) -> Any:
+                for _ in op(st, _thaw(st, dict(b))):
+                    return true
+                return false
+            return run_exists
+        arg = OrderedDictGet(e, "arg")
+        if name == "Builtin_BOUND" and isinstance(arg, Variable):
+            var = self.var(arg)
+            return lambda st, b: TRUE if b.get(var) is not None or st.init.get(var) is not None else FALSE
+        if name == "Builtin_STR":
+            inner = self.expr(arg)
+            return lambda st, b: Literal(str(inner(st, b)))
+        if name == "Builtin_IRI":
+            inner = self.expr(arg)
+
+            def iri(st: State, b: Bindings) -> Any:
+                a = inner(st, b)
+                if isinstance(a, URIRef):
+                    return a
+                if isinstance(a, Literal):
+                    return st.qctx.prologue.absolutize(URIRef(a))
+                raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
+            return iri
+        if name == "Builtin_CONCAT" and isinstance(arg, list):
+            parts = [self.expr(a) for a in arg]
+
+            def concat(st: State, b: Bindings) -> Any:
+                values = [f(st, b) for f in parts]
+                dts = {x.datatype for x in values if isinstance(x, Literal)}
+                langs = {x.language for x in values if isinstance(x, Literal)}
+                return Literal("".join(string(x) for x in values), datatype=dts.pop() if len(dts) == 1 else None,
+                               lang=langs.pop() if len(langs) == 1 else None)
+            return concat
+        if name == "Builtin_IF":
+            a1, a2, a3 = (self.expr(OrderedDictGet(e, k)) for k in ("arg1", "arg2", "arg3"))
+            return lambda st, b: a2(st, b) if EBV(a1(st, b)) else a3(st, b)
+        if name == "RelationalExpression" and OrderedDictGet(e, "op") in COMPARISONS \
+                and OrderedDictGet(e, "other") is not None:
+            left, right = self.expr(OrderedDictGet(e, "expr")), self.expr(OrderedDictGet(e, "other"))
+            op = OrderedDictGet(e, "op")
+            compare = COMPARISONS[op]
+            equality = op in ("=", "!=")
+
+            def relational(st: State, b: Bindings) -> Any:
+                # rdflib's RelationalExpression for one comparison, step by step
+                x, y = left(st, b), right(st, b)
+                if not equality:
+                    if not isinstance(x, Literal) or not isinstance(y, Literal):
+                        raise SPARQLError("Compare other than =, != of non-literals is an error")
+                elif not isinstance(x, Node) or not isinstance(y, Node):
+                    raise SPARQLError("I cannot compare this non-node")
+                if isinstance(x, Literal) and isinstance(y, Literal) and not equality and (
+                        x.datatype is not None and x.datatype not in XSD_DTs
+                        and y.datatype is not None and y.datatype not in XSD_DTs):
+                    raise SPARQLError("Can only do =,!= comparisons of non-XSD Literals")
+                try:
+                    r = compare(x, y)
+                    if r == NotImplemented:
+                        raise SPARQLError("Error when comparing")
+                except TypeError as te:
+                    raise SPARQLError(*te.args) from None
+                return TRUE if r else FALSE
+            return relational
+        if name == "UnaryNot":
+            inner = self.expr(OrderedDictGet(e, "expr"))
+            return lambda st, b: FALSE if EBV(_captured(inner, st, b)) else TRUE
+        if name in ("ConditionalAndExpression", "ConditionalOrExpression"):
+            first = OrderedDictGet(e, "expr")
+            other = OrderedDictGet(e, "other")
+            if other is None:
+                return self.expr(first)
+            children = [(isinstance(x, (Variable, BNode)), self.expr(x)) for x in [first, *other]]
+            conjunction = name == "ConditionalAndExpression"
+
+            def logical(st: State, b: Bindings) -> Any:
+                # rdflib evaluates every operand first (an unbound variable raises at once, an
+                # erroring expression becomes an error value), then folds left to right
+                values = [f(st, b) if is_var else _captured(f, st, b) for is_var, f in children]
+                if conjunction:
+                    return TRUE if all(EBV(x) for x in values) else FALSE
+                error = None
+                for x in values:
+                    try:
+                        if EBV(x):
+                            return TRUE
+                    except SPARQLError as err:
+                        error = err
+                if error is not None:
+                    raise error
+                return FALSE
+            return logical
+        # anything else: rdflib's operator, (NOT) EXISTS inside it compiled
+        self._patch_exists(e)
+
+        def delegated(st: State, b: Bindings) -> Any:
+            r = e.eval(FrozenBindings(st.qctx, b))
+            if isinstance(r, SPARQLError):
+                raise r
+            return r
+        return delegated
+
+    def _patch_exists(self, e: Any) -> None:
+        stack = [e]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, CompValue):
+                if n.name in ("Builtin_EXISTS", "Builtin_NOTEXISTS"):
+                    self.expr(n)
+                    continue
+                if not isinstance(n, Expr) or n.name.startswith("Aggregate_"):
+                    raise Unsupported(f"expression {n.name}")
+                stack.extend(dict.values(n))
+            elif isinstance(n, (list, tuple)):
+                stack.extend(n)
+
+    def ebv(self, e: Any) -> Callable[[State, Bindings], bool]:
+        """rdflib's _ebv: the effective boolean value, an error being false."""
+        f = self.expr(e)
+
+        def run(st: State, b: Bindings) -> bool:
+            try:
+                return EBV(f(st, b))
+            except SPARQLError:
+                return False
+        return run
+
+    def var_set(self, names: Any) -> frozenset[Any] | None:
+        return None if names is None else frozenset(self.var(v) for v in names)
+
+    def var(self, v: Any) -> Any:
+        return self.variables.setdefault(v, v)
+
+    def term(self, t: Any) -> Any:
+        if isinstance(t, (Variable, BNode)):
+            return self.var(t)
+        return self.interned.get(t, t) if isinstance(t, Node) else t
+
+    # -- graph patterns --
+
+    def _bgp(self, node: Any) -> Op:
+        patterns: list[Triple] = []
+        for s, p, o in node.triples:
+            if isinstance(p, SequencePath) and all(isinstance(a, URIRef) for a in p.args):
+                # rdflib evaluates a/b as one solution per intermediate node: a chain through a fresh variable
+                chain = [s, *(BNode(f"gkg-path-{next(self.fresh)}") for _ in p.args[1:]), o]
+                patterns.extend((self.term(chain[i]), self.term(a), self.term(chain[i + 1]))
+                                for i, a in enumerate(p.args))
+            elif all(isinstance(x, Node) for x in (s, p, o)) and not isinstance(p, Path):
+                patterns.append((self.term(s), self.term(p), self.term(o)))
+            else:
+                raise Unsupported(f"property path {p}")
+        if not patterns:
+            return lambda st, inp: iter((dict(inp),))
+        frozen = tuple((s, p, o, _is_var(s), _is_var(p), _is_var(o)) for s, p, o in patterns)
+        return lambda st, inp: _match(st.data, frozen, dict(inp))
+
+    def _filter(self, node: Any) -> Op:
+        p = self.part(node.p)
+        test = self.ebv(OrderedDictGet(node, "expr"))
+        keep = self.var_set(OrderedDictGet(node, "_vars"))
+        isolated = not node.__dict__.get("no_isolated_scope", False)
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            for c in p(st, inp):
+                if test(st, _forget(st, c, inp, keep) if isolated else c):
+                    yield c
+        return run
+
+    def _join(self, node: Any) -> Op:
+        p1, p2 = self.part(node.p1), self.part(node.p2)
+        if OrderedDictGet(node, "lazy"):
+            def lazy(st: State, inp: Bindings) -> Iterator[Bindings]:
+                for a in p1(st, inp):
+                    for b in p2(st, _thaw(st, a)):
+                        yield {**b, **a}
+            return lazy
+
+        if _pure(node.p2):
+            # rdflib evaluates the right side once and joins its distinct solutions with each left one. A
+            # right side of patterns only (no FILTER, BIND, OPTIONAL...) evaluated with the bindings every
+            # left solution shares pushed in gives exactly the right solutions those could join with.
+            branches = [_pattern_vars(b) for b in _branches(node.p2)]
+
+            def shared(st: State, inp: Bindings) -> Iterator[Bindings]:
+                left = list(p1(st, inp))
+                if not left:
+                    return
+                common = dict(left[0])
+                for x in left[1:]:
+                    for k in [k for k, v in common.items() if x.get(k, _MISSING) != v]:
+                        del common[k]
+                if len(left) > 1 and all(any(k in vs and k not in common for k in left[0]) for vs in branches):
+                    # every branch reads a variable the left solutions differ in: evaluate it per left solution
+                    for x in left:
+                        for y in _distinct_list(p2(st, _thaw(st, x))):
+                            yield {**x, **y}
+                    return
+                right = _distinct_list(p2(st, _thaw(st, {**inp, **common})))
+                everywhere = [k for k in left[0] if all(k in x for x in left) and all(k in y for y in right)]
+                buckets: dict[tuple[Any, ...], list[Bindings]] = {}
+                for y in right:
+                    buckets.setdefault(tuple(y[k] for k in everywhere), []).append(y)
+                for x in left:
+                    for y in buckets.get(tuple(x[k] for k in everywhere), ()):
+                        if _compatible(x, y):
+                            yield {**x, **y}
+            return shared
+
+        def hashed(st: State, inp: Bindings) -> Iterator[Bindings]:
+            right = _distinct_list(p2(st, inp))
+            for x in p1(st, inp):
+                for y in right:
+                    if _compatible(x, y):
+                        yield {**x, **y}
+        return hashed
+
+    def _leftjoin(self, node: Any) -> Op:
+        p1, p2 = self.part(node.p1), self.part(node.p2)
+        test = self.ebv(OrderedDictGet(node, "expr"))
+        p1_vars = self.var_set(OrderedDictGet(node.p1, "_vars")) if isinstance(node.p1, CompValue) else None
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            for a in p1(st, inp):
+                ok = False
+                for b in p2(st, _thaw(st, a)):
+                    if test(st, _forget(st, b, inp, None)):
+                        ok = True
+                        yield {**b, **a}
+                if not ok:
+                    if p1_vars is None:
+                        yield a
+                        continue
+                    remembered = _thaw(st, {k: v for k, v in a.items() if k in p1_vars})
+                    if not any(test(st, b) for b in p2(st, remembered)):
+                        yield a
+        return run
+
+    def _union(self, node: Any) -> Op:
+        p1, p2 = self.part(node.p1), self.part(node.p2)
+        return lambda st, inp: [*p1(st, inp), *p2(st, inp)]
+
+    def _minus(self, node: Any) -> Op:
+        p1, p2 = self.part(node.p1), self.part(node.p2)
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            right = _distinct_list(p2(st, inp))
+            for x in p1(st, inp):
+                if all((not _compatible(x, y)) or not (x.keys() & y.keys()) for y in right):
+                    yield x
+        return run
+
+    def _extend(self, node: Any) -> Op:
+        p = self.part(node.p)
+        compute = self.expr(OrderedDictGet(node, "expr"))
+        var = self.var(OrderedDictGet(node, "var"))
+        keep = self.var_set(OrderedDictGet(node, "_vars"))
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            for c in p(st, inp):
+                try:
+                    e = compute(st, _forget(st, c, inp, keep))
+                except SPARQLError:
+                    yield c
+                else:
+                    yield {**c, var: e}
+        return run
+
+    def _tomultiset(self, node: Any) -> Op:
+        if getattr(node.p, "name", None) == "values":
+            return self._values(node.p)
+        return self.part(node.p)
+
+    def _values(self, node: Any) -> Op:
+        rows = [{self.var(k): (v if v == "UNDEF" else self.term(v)) for k, v in r.items()} for r in node.res]
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            for r in rows:
+                c = dict(inp)
+                for k, v in r.items():
+                    if v != "UNDEF":
+                        if k in c and c[k] != v:
+                            break
+                        c[k] = v
+                else:
+                    yield c
+        return run
+
+    def _project(self, node: Any) -> Op:
+        p = self.part(node.p)
+        keep = {self.var(v) for v in OrderedDictGet(node, "PV")}
+        return lambda st, inp: ({k: v for k, v in row.items() if k in keep} for row in p(st, inp))
+
+    def _distinct(self, node: Any) -> Op:
+        p = self.part(node.p)
+        return lambda st, inp: _distinct_list(p(st, inp))
+
+    def _reduced(self, node: Any) -> Op:
+        p = self.part(node.p)
+
+        def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            last = None
+            for row in p(st, inp):
+                key = frozenset(row.items())
+                if key != last:
+                    yield row
+                last = key
+        return run
+
+    def _slice(self, node: Any) -> Op:
+        p = self.part(node.p)
+        start, length = node.start, node.length
+        return lambda st, inp: itertools.islice(p(st, inp), start, start + length if length is not None else None)
+
+    def _orderby(self, node: Any) -> Op:
+        p = self.part(node.p)
+        conditions = [(OrderedDictGet(e, "expr"), bool(OrderedDictGet(e, "order") == "DESC"))
+                      for e in OrderedDictGet(node, "expr")]
+        for expr, _ in conditions:
+            self._patch_exists(expr) if isinstance(expr, CompValue) else None
+
+        def run(st: State, inp: Bindings) -> list[Bindings]:
+            rows = list(p(st, inp))
+            for expr, reverse in reversed(conditions):
+                rows = sorted(rows, key=lambda x: _val(value(_frozen(st, x), expr, variables=True)), reverse=reverse)
+            return rows
+        return run
+
+
+PURE = {"BGP", "Union", "Join", "ToMultiSet", "values"}
+
+
+def _pure(node: Any) -> bool:
+    """A pattern whose answer under pushed-in bindings is its answer filtered by them: no FILTER, BIND, OPTIONAL..."""
+    if not isinstance(node, CompValue) or node.name not in PURE:
+        return False
+    if node.name == "BGP":
+        return True
+    if node.name == "values":
+        return True
+    if node.name == "ToMultiSet":
+        return _pure(OrderedDictGet(node, "p"))
+    return _pure(OrderedDictGet(node, "p1")) and _pure(OrderedDictGet(node, "p2"))
+
+
+def _branches(node: Any) -> list[Any]:
+    """The operands of a (nested) UNION, or the pattern itself."""
+    if getattr(node, "name", None) == "Union":
+        return _branches(OrderedDictGet(node, "p1")) + _branches(OrderedDictGet(node, "p2"))
+    return [node]
+
+
+def _pattern_vars(node: Any) -> frozenset[Any]:
+    found: set[Any] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (Variable, BNode)):
+            found.add(n)
+        elif isinstance(n, dict):
+            stack.extend(dict.values(n))
+        elif isinstance(n, (list, tuple)):
+            stack.extend(n)
+    return frozenset(found)
+
+
+def OrderedDictGet(node: Any, key: str) -> Any:
+    """An item of an algebra node as stored, without rdflib's evaluate-on-read."""
+    return dict.get(node, key)
+
+
+def _distinct_list(rows: Iterable[Bindings]) -> list[Bindings]:
+    seen: set[frozenset[Any]] = set()
+    out = []
+    for row in rows:
+        key = frozenset(row.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings) -> Iterator[Bindings]:
+    """rdflib's evalBGP, the patterns taken in the order of fewest matches under the bindings so far.
+
+    Each pattern is (s, p, o, s is a variable, p is one, o is one). The order changes nothing in
+    the answer; a pattern with no match ends the branch at once.
+    """
+    best = None
+    fewest = 0
+    count = data.count
+    for pattern in patterns:
+        s, p, o, sv, pv, ov = pattern
+        n = count(b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
+        if n == 0:
+            return
+        if best is None or n < fewest:
+            best, fewest = pattern, n
+            if n == 1:
+                break
+    s, p, o, sv, pv, ov = best  # type: ignore[misc]
+    rest = tuple(x for x in patterns if x is not best)
+    _s = b.get(s) if sv else s
+    _p = b.get(p) if pv else p
+    _o = b.get(o) if ov else o
+    for ts, tp, to in data.match(_s, _p, _o):
+        if _s is None or _p is None or _o is None:
+            c = dict(b)
+            if _s is None:
+                c[s] = ts
+            if _p is None:
+                if p in c and c[p] != tp:
+                    continue
+                c[p] = tp
+            if _o is None:
+                if o in c and c[o] != to:
+                    continue
+                c[o] = to
+        else:
+            c = b
+        if rest:
+            yield from _match(data, rest, c)
+        else:
+            yield c
+
+
+def _captured(f: Callable[[State, Bindings], Any], st: State, b: Bindings) -> Any:
+    """The value of an operand as rdflib passes it to its operator: an error becomes an error value."""
+    try:
+        return f(st, b)
+    except SPARQLError as err:
+        return err
+
+
+def _exists(self: Any, ctx: FrozenBindings) -> Literal:
+    """rdflib's Builtin_EXISTS over the compiled pattern: the filter's visible bindings pushed in."""
+    st: State = ctx.ctx._gkg_state
+    inp = _thaw(st, dict(ctx.items()))
+    exists = self.name == "Builtin_EXISTS"
+    for _ in self.__dict__["_gkg_op"](st, inp):
+        return Literal(exists)
+    return Literal(not exists)
+
+
+# ---- compiled queries ----
+
+
+class Plan:
+    """A compiled SELECT, CONSTRUCT or ASK query."""
+
+    def __init__(self, query: Any, interned: dict[Any, Any] | None = None) -> None:
+        algebra = copy.deepcopy(query.algebra)
+        self.prologue = query.prologue
+        self.kind = algebra.name
+        compiler = Compiler(interned)
+        if self.kind not in ("SelectQuery", "ConstructQuery", "AskQuery"):
+            raise Unsupported(f"query form {self.kind}")
+        if OrderedDictGet(algebra, "datasetClause"):
+            raise Unsupported("FROM / FROM NAMED")
+        self.op = compiler.part(algebra.p)
+        self.variables = [compiler.var(v) for v in OrderedDictGet(algebra, "PV") or []]
+        template = OrderedDictGet(algebra, "template")
+        if self.kind == "ConstructQuery":
+            if not template:
+                raise Unsupported("CONSTRUCT WHERE")
+            template = [tuple(compiler.term(x) for x in t) for t in template]
+            if any(isinstance(x, BNode) for t in template for x in t):
+                raise Unsupported("blank nodes in a CONSTRUCT template")
+        self.template: list[Triple] = template or []
+
+    def solutions(self, data: Data, bindings: Bindings | None = None) -> Iterator[Bindings]:
+        init = dict(bindings or {})
+        st = State(data, init, self.prologue)
+        return iter(self.op(st, dict(init)))
+
+    def select(self, data: Data, bindings: Bindings | None = None) -> list[tuple[Any, ...]]:
+        """Rows of the projected variables, None where unbound (rdflib's ResultRow order)."""
+        init = dict(bindings or {})
+        variables = self.variables
+        return [tuple(row.get(v, init.get(v)) for v in variables) for row in self.solutions(data, init)]
+
+    def construct(self, data: Data, bindings: Bindings | None = None) -> set[Triple]:
+        """rdflib's evalConstructQuery + _fillTemplate: a template triple with an unbound variable is left out."""
+        out: set[Triple] = set()
+        template = self.template
+        init = dict(bindings or {})
+        for c in self.solutions(data, init):
+            for t in template:
+                filled = []
+                for x in t:
+                    if isinstance(x, Variable):
+                        x = c.get(x, init.get(x))
+                        if x is None:
+                            break
+                    filled.append(x)
+                else:
+                    out.add((filled[0], filled[1], filled[2]))
+        return out
+
+    def ask(self, data: Data, bindings: Bindings | None = None) -> bool:
+        for _ in self.solutions(data, bindings):
+            return True
+        return False
+
+
+__all__ = ["Plan", "Index", "Data", "Unsupported"]
