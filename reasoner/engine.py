@@ -12,7 +12,6 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Protocol
 
-import owlrl
 from rdflib import RDF, Graph, Literal, URIRef
 
 from reasoner.fhir import PatientGraph
@@ -43,6 +42,8 @@ class Engine(Protocol):
 
 
 def closure(graph: Graph) -> None:
+    import owlrl  # imported when first needed: the fast engine closes the guideline once, from a disk cache
+
     owlrl.DeductiveClosure(owlrl.OWLRL_Semantics, rdfs_closure=False, axiomatic_triples=False,
                            datatype_axioms=False).expand(graph)
 

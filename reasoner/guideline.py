@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from rdflib import Graph, URIRef
 
-from reasoner import resources
+from reasoner import cache, namespaces, resources
 from reasoner.errors import GuidelineError
 from reasoner.namespaces import RULE
-from reasoner.queries import QueryFile, load_folder, load_query
+from reasoner.queries import QueryFile, decode_text, load_folder, load_query, read_folder
 
 
 @dataclass(frozen=True)
@@ -51,26 +53,151 @@ class Conversion:
 
 def parse_rdf_file(path: Path, graph: Graph) -> None:
     """Parse one Turtle file of an encoding, with a one-line error naming file and line."""
+    source = _read_source(path)
+    _parse_source(source, graph)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An ontology file as read at load time: what the graph is parsed from, later if at all."""
+
+    path: Path
+    uri: str  # the base IRI relative IRIs in the file resolve against
+    data: bytes
+    text: str
+
+
+def _read_source(path: Path) -> _Source:
     try:
-        data = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = decode_text(data)
     except (OSError, UnicodeDecodeError) as exc:
         raise GuidelineError(f"{path}: cannot read: {exc}") from None
+    return _Source(path, path.resolve().as_uri(), data, text)
+
+
+def _parse_source(source: _Source, graph: Graph) -> None:
     try:
-        graph.parse(data=data, format="turtle", publicID=path.resolve().as_uri())
+        graph.parse(data=source.text, format="turtle", publicID=source.uri)
     except Exception as exc:  # rdflib's parsers raise several unrelated types
         message = " ".join(str(exc).split())
-        raise GuidelineError(f"{path.name}: not valid Turtle: {message[:300]}") from None
+        raise GuidelineError(f"{source.path.name}: not valid Turtle: {message[:300]}") from None
 
 
-@dataclass
+def _parse_sources(sources: list[_Source]) -> Graph:
+    graph = Graph()
+    for source in sources:
+        _parse_source(source, graph)
+    return graph
+
+
+# ---- the disk cache of loaded encodings ----
+#
+# One entry per ontology (file names, base IRIs and bytes, under one rdflib version): that it
+# exists says the files parsed before, so ``load`` may leave the Turtle unparsed until ``graph``
+# is first used. Rules are checked on every load either way (cheap with the prepared-query cache).
+# The entry also holds the tables SPARQL reads from the graph, valid for the engine queries and
+# the code they were computed with (``tables_key``).
+
+CACHE_VERSION = "1"  # bump when the entry's layout or the meaning of a table changes
+TABLES = ("info", "concepts", "code_map", "codings_by_key", "conversions", "measurements", "lumbar_sites")
+
+
+def _ontology_key(sources: list[_Source]) -> str:
+    import rdflib
+
+    digest = hashlib.sha256(f"guideline-kg encoding {CACHE_VERSION} rdflib {rdflib.__version__}\0".encode())
+    for source in sources:
+        digest.update(f"{len(source.uri)}:{source.uri}{len(source.data)}:".encode("utf-8", "surrogatepass"))
+        digest.update(source.data)
+    return digest.hexdigest()
+
+
+def _code_digest() -> str:
+    """The source of the code the tables are computed with; a developer's edit makes cached tables stale."""
+    digest = hashlib.sha256()
+    for module in (__file__, namespaces.__file__):
+        try:
+            digest.update(Path(module).read_bytes())
+        except (OSError, TypeError):
+            return ""
+    return digest.hexdigest()
+
+
+def _tables_key(named: dict[str, QueryFile]) -> str | None:
+    code = _code_digest()
+    if not code:
+        return None
+    digest = hashlib.sha256(f"tables {CACHE_VERSION} {code}\0".encode())
+    for name in sorted(named):
+        text = named[name].text.encode("utf-8", "surrogatepass")
+        digest.update(f"{len(name)}:{name}{len(text)}:".encode("utf-8", "surrogatepass"))
+        digest.update(text)
+    return digest.hexdigest()
+
+
+def _entry_path(ontology_key: str) -> Path:
+    return cache.cache_dir() / f"guideline-{CACHE_VERSION}-{ontology_key}.pickle"
+
+
+def _read_entry(path: Path) -> dict[str, Any] | None:
+    entry = cache.read(path)
+    if isinstance(entry, dict) and entry.get("parsed") is True:
+        return entry
+    return None
+
+
 class Guideline:
-    """Everything loaded from the encoding. ``graph`` is the asserted guideline; nothing mutates it."""
+    """Everything loaded from the encoding. ``graph`` is the asserted guideline; nothing mutates it.
 
-    graph: Graph
-    rules: list[Rule]
-    queries: dict[str, QueryFile]
-    shapes_dir: Path
-    files: list[Path] = field(default_factory=list)
+    ``Guideline.load`` reads every file of the encoding and checks the rules; the Turtle is
+    parsed at load unless this exact ontology parsed before (see the cache above), else on the
+    first use of ``graph``. Every error a broken encoding can raise at load is raised at load.
+    """
+
+    def __init__(self, graph: Graph | None, rules: list[Rule], queries: dict[str, QueryFile], shapes_dir: Path,
+                 files: list[Path] | None = None) -> None:
+        self._graph = graph
+        self._sources: list[_Source] | None = None  # what graph is parsed from when it is still None
+        self._lock = threading.Lock()
+        self.rules = rules
+        self.queries = queries
+        self.shapes_dir = shapes_dir
+        self.files = files if files is not None else []
+
+    @property
+    def graph(self) -> Graph:
+        graph = self._graph
+        if graph is None:
+            with self._lock:
+                if self._graph is None:
+                    if self._sources is None:
+                        raise GuidelineError("the guideline has no graph")
+                    self._graph = _parse_sources(self._sources)
+                    self._sources = None
+                graph = self._graph
+        return graph
+
+    @graph.setter
+    def graph(self, value: Graph) -> None:
+        self._graph = value
+
+    @property
+    def parsed(self) -> bool:
+        """Whether the Turtle has been parsed (``graph`` parses it on first use)."""
+        return self._graph is not None
+
+    def __repr__(self) -> str:
+        return f"Guideline(files={[str(f) for f in self.files]!r}, rules={len(self.rules)}, parsed={self.parsed})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, ontology: Path | None = None, queries: Path | None = None, shapes: Path | None = None) -> "Guideline":
@@ -80,11 +207,19 @@ class Guideline:
         files = sorted(ontology.glob("*.ttl")) if ontology.is_dir() else [ontology]
         if not files:
             raise GuidelineError(f"{ontology}: no Turtle files found")
-        graph = Graph()
+        sources: list[_Source] = []
         for path in files:
-            parse_rdf_file(path, graph)
+            try:
+                sources.append(_read_source(path))
+            except GuidelineError:
+                _parse_sources(sources)  # a broken earlier file is reported first, as when each is parsed as read
+                raise
+        entry_path = _entry_path(_ontology_key(sources))
+        entry = _read_entry(entry_path)
+        graph = None if entry is not None else _parse_sources(sources)  # every Turtle error, now
         rules = []
-        for name, query in load_folder(queries / "rules").items():
+        rule_bytes: dict[str, bytes] = {}
+        for name, (query, data) in read_folder(queries / "rules").items():
             try:
                 stratum = int(query.first("stratum", "1"))
             except ValueError:
@@ -92,10 +227,37 @@ class Guideline:
             if query.prepared().algebra.name != "ConstructQuery":
                 raise GuidelineError(f"{name}.rq: a rule must be a CONSTRUCT query")
             rules.append(Rule(name, RULE[name], stratum, query))
+            rule_bytes[name] = data
         rules.sort(key=lambda r: (r.stratum, r.name))
         named = {**{f"engine/{k}": v for k, v in load_folder(queries / "engine").items()},
                  **{f"report/{k}": v for k, v in load_folder(queries / "report").items()}}
-        return cls(graph=graph, rules=rules, queries=named, shapes_dir=shapes, files=files)
+        guideline = cls(graph=graph, rules=rules, queries=named, shapes_dir=shapes, files=files)
+        guideline._sources = sources if graph is None else None
+        fingerprint = _fingerprint([(s.path.name, s.data) for s in sources]
+                                   + [(r.query.path.name, rule_bytes[r.name]) for r in rules], shapes)
+        if fingerprint is not None:
+            guideline.__dict__["fingerprint"] = fingerprint
+        guideline._use_tables(entry, entry_path)
+        return guideline
+
+    def _use_tables(self, entry: dict[str, Any] | None, entry_path: Path) -> None:
+        """Take the tables from the cache entry, or compute them and write the entry for the next load."""
+        key = _tables_key(self.queries)
+        if entry is not None and key is not None and entry.get("tables_key") == key:
+            cached = entry.get("tables")
+            if cached is None:
+                return  # they could not be computed: each is computed (and raises) on first use, as uncached
+            if isinstance(cached, dict) and all(name in cached for name in TABLES):
+                self.__dict__.update({name: cached[name] for name in TABLES})
+                return
+        tables: dict[str, Any] | None
+        try:
+            tables = {name: getattr(self, name) for name in TABLES}
+        except Exception:  # noqa: BLE001 - raised again, as before, when the table is first used
+            if self._graph is None:
+                return  # the Turtle did not parse again: nothing to remember
+            tables = None
+        cache.write(entry_path, {"parsed": True, "tables_key": key, "tables": tables if key is not None else None})
 
     def select(self, name: str) -> list[dict[str, object]]:
         """Run a named engine/report query over the guideline graph; rows as dicts of Python values."""
@@ -104,7 +266,7 @@ class Guideline:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A content hash of every file the reasoning depends on."""
+        """A content hash of every file the reasoning depends on (``load`` hashes the bytes it read)."""
         digest = hashlib.sha256()
         for path in [*self.files, *(r.query.path for r in self.rules), *sorted(self.shapes_dir.glob("*.ttl"))]:
             digest.update(path.name.encode())
@@ -163,6 +325,19 @@ class Guideline:
         graph = Graph()
         parse_rdf_file(self.shapes_dir / f"{name}.ttl", graph)
         return graph
+
+
+def _fingerprint(files: list[tuple[str, bytes]], shapes_dir: Path) -> str | None:
+    """``Guideline.fingerprint`` of the bytes load read; None when a shapes file cannot be read now."""
+    digest = hashlib.sha256()
+    try:
+        files = files + [(path.name, path.read_bytes()) for path in sorted(shapes_dir.glob("*.ttl"))]
+    except OSError:
+        return None  # the property reads the files again, and fails, when the fingerprint is asked for
+    for name, data in files:
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def load_named_query(name_or_path: str) -> QueryFile:

@@ -12,18 +12,23 @@ import argparse
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rdflib import BNode, Graph, Literal, Namespace, URIRef, Variable
 from rdflib.query import Result
 
 from reasoner import resources
-from reasoner.checks import CheckReport, check_encoding, qc_queries, rule_files_graph
-from reasoner.fast import closed_guideline
 from reasoner.errors import GuidelineError, InputError
 from reasoner.guideline import Guideline, load_named_query
 from reasoner.namespaces import BASE, CITO, GKG, RULE, SHAPES, C, G
 from reasoner.output import emit
 from reasoner.queries import QueryFile, load_folder
+
+if TYPE_CHECKING:
+    from reasoner.checks import CheckReport
+
+# reasoner.checks and reasoner.fast are imported in the commands that use them: every command
+# line registers these commands, most never run them.
 
 QUERY_FORMATS = ("table", "csv", "json")
 EXPORT_FORMATS = {"turtle": "turtle", "jsonld": "json-ld", "nt": "nt"}
@@ -63,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 ######## check-guideline ########
 
 def run_check(args: argparse.Namespace) -> int:
+    from reasoner.checks import check_encoding
+
     report = check_encoding(args.path)
     if args.format == "json":
         emit(json.dumps(report.as_json(), indent=2) + "\n")
@@ -117,6 +124,8 @@ def without_generalized_rdf(graph: Graph) -> Graph:
 
 def inferred_graph(guideline: Guideline) -> Graph:
     """The OWL-RL closure of the guideline as plain RDF (the disk-cached closure of the fast engine). Do not mutate it."""
+    from reasoner.fast import closed_guideline
+
     key = guideline.fingerprint
     if key not in _INFERRED:
         graph = Graph()
@@ -130,6 +139,8 @@ def inferred_graph(guideline: Guideline) -> Graph:
 
 def queryable_graph(guideline: Guideline) -> Graph:
     """What queries run over: the inferred guideline and the rule files it is applied with."""
+    from reasoner.checks import rule_files_graph
+
     key = guideline.fingerprint
     if key not in _QUERYABLE:
         graph = Graph()
@@ -145,6 +156,8 @@ def queryable_graph(guideline: Guideline) -> Graph:
 
 def listed_queries() -> dict[str, QueryFile]:
     """The shipped competency queries by name, then the QC queries as ``qc/<name>``."""
+    from reasoner.checks import qc_queries
+
     found = dict(load_folder(resources.queries_dir()))
     found.update({f"qc/{name}": query for name, query in qc_queries().items()})
     return found
