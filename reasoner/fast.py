@@ -30,32 +30,30 @@ JSON reports byte for byte (tests/test_fast_engine.py), the benchmark on every r
 from __future__ import annotations
 
 import itertools
-import os
-import pickle
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions, OWL_RL_Datatypes
 from owlrl.AxiomaticTriples import OWLRL_Datatypes_Disjointness
 from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef, Variable
-from rdflib.plugins.sparql import prepareQuery
 from rdflib.plugins.stores.memory import Memory
 from rdflib.store import Store
 
+from reasoner import cache
+from reasoner.cache import cache_dir
 from reasoner.engine import ANNOTATED, Reasoned, ReferenceEngine, closure
 from reasoner.fhir import PatientGraph
 from reasoner.guideline import Guideline, Rule
 from reasoner.namespaces import GKG
 from reasoner.plan import Data, Index, Plan, Unsupported
+from reasoner.queries import prepare_text
 from reasoner.validate import SH, ShapeResult, unique, validate
 
 Triple = tuple[Any, Any, Any]
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 # T-box vocabulary the compiled rules understand; a closed guideline that uses any other
 # OWL term as a predicate or a type (functional properties, restrictions, property chains,
@@ -72,34 +70,39 @@ SCHEMA_NAMESPACES = (str(OWL), str(RDFS))
 # ---- the closed guideline, cached ----
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "guideline-kg"
-
-
 def closed_guideline(guideline: Guideline) -> list[Triple]:
     """The owlrl closure of the guideline graph, from the disk cache when the encoding is unchanged."""
-    path = cache_dir() / f"closed-{CACHE_VERSION}-{guideline.fingerprint}.pickle"
-    try:
-        with path.open("rb") as handle:
-            triples = pickle.load(handle)
-        if isinstance(triples, list):
-            return triples
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-        pass
+    return guideline_inputs(guideline)["closed"]
+
+
+def guideline_inputs(guideline: Guideline) -> dict[str, Any]:
+    """What the engine reads of the encoding, from the disk cache when the encoding is unchanged.
+
+    ``closed``: the owlrl closure of the guideline graph; ``asserted``: the guideline graph's
+    triples; ``shapes``: the patient shapes graphs' triples by name. Keyed by
+    ``Guideline.fingerprint`` (every ontology, rule and shape file): a cache hit parses no Turtle.
+    """
+    path = cache_dir() / f"inputs-{CACHE_VERSION}-{guideline.fingerprint}.pickle"
+    entry = cache.read(path)
+    if isinstance(entry, dict) and {"closed", "asserted", "shapes"} <= entry.keys():
+        return entry
     graph = Graph()
     graph += guideline.graph
     closure(graph)
-    triples = list(graph)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".closed-", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(triples, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache costs the closure on every start, nothing else
-    return triples
+    entry = {"closed": list(graph), "asserted": list(guideline.graph),
+             "shapes": {name: list(guideline.shape_graph(name)) for name in SHAPE_GRAPHS}}
+    cache.write(path, entry)  # an unwritable cache costs the closure on every start, nothing else
+    return entry
+
+
+SHAPE_GRAPHS = ("patient", "patient-inferred")
+
+
+def _graph(triples: Iterable[Triple]) -> Graph:
+    graph = Graph()
+    for t in triples:
+        graph.add(t)
+    return graph
 
 
 # ---- OWL-RL over the patient's triples, compiled from the closed T-box ----
@@ -124,24 +127,30 @@ class TBox:
         box = cls()
         tables = {RDFS.subClassOf: box.superclasses, RDFS.subPropertyOf: box.superproperties,
                   RDFS.domain: box.domains, RDFS.range: box.ranges, OWL.inverseOf: box.inverses}
-        for s, p, o in closed:
+        annotations = {RDFS.label, RDFS.comment, RDFS.seeAlso, RDFS.isDefinedBy}
+        by_predicate: dict[Any, list[tuple[Any, Any]]] = {}
+        for s, p, o in closed:  # grouped first: a few hundred predicates, not every triple, are compared
+            by_predicate.setdefault(p, []).append((s, o))
+        for p, pairs in by_predicate.items():
             if p in tables:
-                tables[p].setdefault(s, set()).add(o)
-                if p == OWL.inverseOf:
-                    box.inverses.setdefault(o, set()).add(s)
+                for s, o in pairs:
+                    tables[p].setdefault(s, set()).add(o)
+                    if p == OWL.inverseOf:
+                        box.inverses.setdefault(o, set()).add(s)
             elif p == OWL.disjointWith:
-                box.disjoint.add((s, o))
-            elif p == RDF.type and o == OWL.SymmetricProperty:
-                box.symmetric.add(s)
-            elif p == RDF.type and o == OWL.TransitiveProperty:
-                box.transitive.add(s)
-            elif p == RDF.type and str(o).startswith(SCHEMA_NAMESPACES) and o not in SUPPORTED_TYPES:
-                box.unsupported.append(f"{s} a {o}")
-            elif str(p).startswith(SCHEMA_NAMESPACES) and p not in SUPPORTED_PREDICATES and p not in (
-                    RDFS.label, RDFS.comment, RDFS.seeAlso, RDFS.isDefinedBy):
-                box.unsupported.append(f"{s} {p} {o}")
-            elif p == OWL.sameAs and s != o:
-                box.unsupported.append(f"{s} owl:sameAs {o}")
+                box.disjoint.update(pairs)
+            elif p == RDF.type:
+                for s, o in pairs:
+                    if o == OWL.SymmetricProperty:
+                        box.symmetric.add(s)
+                    elif o == OWL.TransitiveProperty:
+                        box.transitive.add(s)
+                    elif str(o).startswith(SCHEMA_NAMESPACES) and o not in SUPPORTED_TYPES:
+                        box.unsupported.append(f"{s} a {o}")
+            elif str(p).startswith(SCHEMA_NAMESPACES) and p not in SUPPORTED_PREDICATES and p not in annotations:
+                box.unsupported.extend(f"{s} {p} {o}" for s, o in pairs)
+            elif p == OWL.sameAs:
+                box.unsupported.extend(f"{s} owl:sameAs {o}" for s, o in pairs if s != o)
         for table in (box.superclasses, box.superproperties):
             for key, values in table.items():
                 values.discard(key)
@@ -158,13 +167,15 @@ class DeltaClosure:
     def __init__(self, base: frozenset[Triple], tbox: TBox) -> None:
         self.base = base
         self.tbox = tbox
-        base_types = {o for s, p, o in base if p == TYPE and o in OWL_RL_Datatypes}
-        base_literals = {o.datatype for s, p, o in base if isinstance(o, Literal) and o.datatype in OWL_RL_Datatypes}
-        self.base_datatypes = frozenset(base_types | base_literals)
         self.base_types: dict[Any, set[Any]] = {}
+        objects: set[Any] = set()
         for s, p, o in base:
-            if p == TYPE:
+            objects.add(o)
+            if p is TYPE or p == TYPE:
                 self.base_types.setdefault(s, set()).add(o)
+        base_types = {o for types in self.base_types.values() for o in types if o in OWL_RL_Datatypes}
+        base_literals = {o.datatype for o in objects if isinstance(o, Literal) and o.datatype in OWL_RL_Datatypes}
+        self.base_datatypes = frozenset(base_types | base_literals)
         self._disjoint_memo: dict[frozenset[Any], list[Triple]] = {}
         self.disjoint: dict[Any, set[Any]] = {}
         for a, b in tbox.disjoint:
@@ -385,7 +396,8 @@ class FastEngine:
 
     def __init__(self, guideline: Guideline) -> None:
         self.guideline = guideline
-        closed = closed_guideline(guideline)
+        inputs = guideline_inputs(guideline)
+        closed = inputs["closed"]
         self.base = frozenset(closed)
         self.tbox = TBox.of(closed)
         self.delta = DeltaClosure(self.base, self.tbox)
@@ -396,7 +408,7 @@ class FastEngine:
             for x in t:
                 self.interned.setdefault(x, x)
         self.base_index = Index(closed)
-        asserted = [self._intern(t) for t in guideline.graph]
+        asserted = [self._intern(t) for t in inputs["asserted"]]
         self.asserted_base = frozenset(asserted)
         self.asserted_index = Index(asserted)
         self._closed = closed
@@ -418,8 +430,8 @@ class FastEngine:
                                                        frozenset(p.name for p in q.params) | {"patient"})
                 except Unsupported:
                     pass
-        self.patient_shapes = guideline.shape_graph("patient")
-        self.inferred_shapes = guideline.shape_graph("patient-inferred")
+        self.patient_shapes = _graph(inputs["shapes"]["patient"])
+        self.inferred_shapes = _graph(inputs["shapes"]["patient-inferred"])
         try:
             self.asserted_checker: ShapeChecker | None = ShapeChecker(self.patient_shapes, asserted, self)
             self.inferred_checker: ShapeChecker | None = ShapeChecker(self.inferred_shapes, closed, self)
@@ -427,7 +439,7 @@ class FastEngine:
             self.asserted_checker = self.inferred_checker = None
         self.asserted_needs = _shape_reads(self.patient_shapes)
         self.inferred_needs = _shape_reads(self.inferred_shapes)
-        self.asserted_guideline = _needed(guideline.graph, self.asserted_needs)
+        self.asserted_guideline = _needed(asserted, self.asserted_needs)
         self.inferred_guideline = _needed(closed, self.inferred_needs)
         self._reference: ReferenceEngine | None = None
         self.reads = {r.name: _reads(r.query.prepared().algebra) for r in self.rules}
@@ -765,7 +777,7 @@ class ShapeChecker:
             prefixes = {str(g.value(d, SH.prefix)): str(g.value(d, SH.namespace))
                         for source in g.objects(constraint, SH.prefixes) for d in g.objects(source, SH.declare)}
             declared = "".join(f"PREFIX {k}: <{v}>\n" for k, v in sorted(prefixes.items()))
-            text = Plan(prepareQuery(declared + str(g.value(constraint, SH.select))), self.engine.interned)
+            text = Plan(prepare_text(declared + str(g.value(constraint, SH.select))), self.engine.interned)
             shape.sparql.append((constraint, text, [m for m in g.objects(constraint, SH.message)
                                                     if isinstance(m, Literal)]))
         shape.target_classes = list(g.objects(node, SH.targetClass))
@@ -931,7 +943,7 @@ def _shape_reads(shapes: Graph) -> _Reads:
     prefixes = {str(shapes.value(d, SH.prefix)): str(shapes.value(d, SH.namespace))
                 for d in shapes.objects(None, SH.declare)}
     for select in shapes.objects(None, SH.select):
-        algebra = prepareQuery(str(select), initNs=prefixes).algebra
+        algebra = prepare_text(str(select), prefixes).algebra
         for s, p, o in _patterns(algebra):
             if isinstance(p, URIRef):
                 predicates.add(p)

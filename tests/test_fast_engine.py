@@ -109,7 +109,7 @@ def test_the_closed_guideline_is_cached_by_fingerprint_and_rebuilt_when_missing(
                                                                                  loaded_guideline: Guideline) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = closed_guideline(loaded_guideline)
-    cached = list((tmp_path / "guideline-kg").glob(f"closed-*-{loaded_guideline.fingerprint}.pickle"))
+    cached = list((tmp_path / "guideline-kg").glob(f"inputs-*-{loaded_guideline.fingerprint}.pickle"))
     assert len(cached) == 1
     assert set(closed_guideline(loaded_guideline)) == set(first)
 
