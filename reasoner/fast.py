@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions, OWL_RL_Datatypes
+from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions
+from owlrl.XsdDatatypes import OWL_RL_Datatypes as _OWL_RL_DATATYPE_LIST
 from owlrl.AxiomaticTriples import OWLRL_Datatypes_Disjointness
 from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef, Variable
 from rdflib.plugins.stores.memory import Memory
@@ -158,6 +159,7 @@ class TBox:
 
 
 TYPE, SAME_AS, DATATYPE = RDF.type, OWL.sameAs, RDFS.Datatype
+OWL_RL_Datatypes = frozenset(_OWL_RL_DATATYPE_LIST)  # owlrl's is a list: ``in`` compared every item
 BY_RULE = GKG.byRule
 
 

@@ -62,18 +62,28 @@ def load_json(text: str, what: str = "input") -> Any:
         raise InputError(f"{what}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, ArithmeticError):  # an integer over 4300 digits, a decimal exponent out of range
         raise InputError(f"{what}: a number in the JSON is too large to read") from None
-    _check_depth(value, what)
+    # a surrogate can only come from the text itself or from a \\ud800-\\udfff escape in it
+    strings = not text.isascii() or _SURROGATE_ESCAPE.search(text) is not None
+    _check_depth(value, what, strings)
     return value
 
 
-def _check_depth(value: Any, what: str) -> None:
-    """Nesting within MAX_DEPTH, and every string Unicode text (a lone surrogate escape such as \\ud800 is not)."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_depth(value: Any, what: str, strings: bool = True) -> None:
+    """Nesting within MAX_DEPTH, and every string Unicode text (a lone surrogate escape such as \\ud800 is not).
+
+    ``strings=False`` skips the string check (the caller saw no way for a surrogate to get in).
+    """
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, str):
+            if not strings:
+                continue
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:

@@ -49,9 +49,11 @@ class Unsupported(Exception):
 class Index:
     """Triples indexed by subject then predicate, and by predicate then object."""
 
-    __slots__ = ("spo", "pos", "per_predicate", "size")
+    __slots__ = ("spo", "pos", "per_predicate", "size", "memo", "_nodes")
 
     def __init__(self, triples: Iterable[Triple] = ()) -> None:
+        self.memo: dict[Any, list[tuple[Any, ...]]] = {}  # see _match: answers that read only this index
+        self._nodes: set[Any] | None = None
         self.spo: dict[Any, dict[Any, set[Any]]] = {}
         self.pos: dict[Any, dict[Any, set[Any]]] = {}
         self.per_predicate: dict[Any, int] = {}
@@ -70,6 +72,7 @@ class Index:
         if o in objects:
             return
         objects.add(o)
+        self._nodes = None
         by_o = self.pos.get(p)
         if by_o is None:
             by_o = self.pos[p] = {}
@@ -80,6 +83,15 @@ class Index:
         subjects.add(s)
         self.per_predicate[p] += 1
         self.size += 1
+
+    def nodes(self) -> set[Any]:
+        """Every subject and object (computed once: for the shared index, never added to after its first use)."""
+        if self._nodes is None:
+            nodes = set(self.spo)
+            for by_o in self.pos.values():
+                nodes.update(by_o)
+            self._nodes = nodes
+        return self._nodes
 
     def count(self, s: Any, p: Any, o: Any) -> int:
         """How many triples match a pattern (None is a wildcard), from the index sizes."""
@@ -671,24 +683,52 @@ def _distinct_list(rows: Iterable[Bindings]) -> list[Bindings]:
     return out
 
 
-def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings) -> Iterator[Bindings]:
+def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo: bool = True) -> Iterator[Bindings]:
     """rdflib's evalBGP, the patterns taken in the order of fewest matches under the bindings so far.
 
     Each pattern is (s, p, o, s is a variable, p is one, o is one). The order changes nothing in
-    the answer; a pattern with no match ends the branch at once.
+    the answer; a pattern with no match ends the branch at once. When no remaining pattern can
+    match a triple of the patient's side (its count there is zero under the bindings so far, and
+    binding more can only lower it), the rest reads only the shared guideline index: its answer
+    for these bindings is kept on that index (``Index.memo``) and reused for every later patient.
     """
     best = None
     fewest = 0
-    count = data.count
+    indexes = data.indexes
+    shared = indexes[0]
+    guideline_only = memo and len(patterns) > 1 and len(indexes) == 2
+    side = indexes[-1]
     for pattern in patterns:
         s, p, o, sv, pv, ov = pattern
-        n = count(b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
+        rs, rp, ro = (b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
+        n = shared.count(rs, rp, ro)
+        if len(indexes) > 1:
+            here = side.count(rs, rp, ro)
+            if here:
+                guideline_only = False
+                n += here
         if n == 0:
             return
         if best is None or n < fewest:
             best, fewest = pattern, n
-            if n == 1:
-                break
+    if guideline_only:
+        bound = tuple(b.get(x) for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var)
+        nodes = shared.nodes()
+        guideline_only = all(x is None or x in nodes for x in bound)  # keyed by guideline terms only: reused
+    if guideline_only:
+        names = tuple(x for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var and x not in b)
+        key = (patterns, bound)
+        found = shared.memo.get(key)
+        if found is None:
+            found = [tuple(c[x] for x in names) for c in _match(data, patterns, b, False)]
+            if len(shared.memo) > MEMO_LIMIT:
+                shared.memo.clear()
+            shared.memo[key] = found
+        for values in found:
+            c = dict(b)
+            c.update(zip(names, values))
+            yield c
+        return
     s, p, o, sv, pv, ov = best  # type: ignore[misc]
     rest = tuple(x for x in patterns if x is not best)
     _s = b.get(s) if sv else s
@@ -710,9 +750,12 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings) -> It
         else:
             c = b
         if rest:
-            yield from _match(data, rest, c)
+            yield from _match(data, rest, c, memo)
         else:
             yield c
+
+
+MEMO_LIMIT = 100_000  # answers kept per shared index before it starts again
 
 
 def _captured(f: Callable[[State, Bindings], Any], st: State, b: Bindings) -> Any:
