@@ -727,12 +727,13 @@ class ShapeChecker:
         for s, o in self.base.p.get(RDFS.subClassOf, []):
             self.subclasses.setdefault(o, set()).add(s)
         self._built: dict[Any, _Shape] = {}
+        self._classes: dict[Any, set[Any]] = {}
         roots = set(shapes.subjects(RDF.type, SH.NodeShape))
         for target in (SH.targetClass, SH.targetObjectsOf, SH.targetSubjectsOf, SH.targetNode):
             roots.update(shapes.subjects(target, None))
         self.roots = [self._shape(n) for n in sorted(roots, key=str) if self._has_targets(n)]
         for shape in self.roots:
-            if any(self._focus_nodes(shape, _Data(self.base, ()))):
+            if any(self._focus_nodes(shape, [self.base])):
                 raise Unsupported(f"{shape.node}: the guideline itself holds focus nodes")
 
     def _has_targets(self, node: Any) -> bool:
@@ -790,29 +791,40 @@ class ShapeChecker:
             raise Unsupported(f"{node}: nested property shapes or no sh:message")
         return shape
 
-    def _focus_nodes(self, shape: _Shape, data: _Data) -> Iterator[Any]:
+    def _target_classes(self, shape: _Shape) -> set[Any]:
+        """The target classes with their subclasses in the guideline, worked out once per shape."""
+        found = self._classes.get(shape.node)
+        if found is None:
+            found = set()
+            for c in shape.target_classes:
+                found.add(c)
+                stack = [c]
+                while stack:
+                    for sub in self.subclasses.get(stack.pop(), ()):
+                        if sub not in found:
+                            found.add(sub)
+                            stack.append(sub)
+            self._classes[shape.node] = found
+        return found
+
+    def _focus_nodes(self, shape: _Shape, indexes: Iterable["_Index"]) -> Iterator[Any]:
         seen: set[Any] = set()
-        for c in shape.target_classes:
-            classes = {c}
-            stack = [c]
-            while stack:
-                for sub in self.subclasses.get(stack.pop(), ()):
-                    if sub not in classes:
-                        classes.add(sub)
-                        stack.append(sub)
-            for index in (data.base, data.side):
+        indexes = list(indexes)
+        classes = self._target_classes(shape)
+        if classes:
+            for index in indexes:
                 for s, o in index.p.get(RDF.type, []):
                     if o in classes and s not in seen:
                         seen.add(s)
                         yield s
         for p in shape.target_objects_of:
-            for index in (data.base, data.side):
+            for index in indexes:
                 for _s, o in index.p.get(p, []):
                     if o not in seen:
                         seen.add(o)
                         yield o
         for p in shape.target_subjects_of:
-            for index in (data.base, data.side):
+            for index in indexes:
                 for s, _o in index.p.get(p, []):
                     if s not in seen:
                         seen.add(s)
@@ -825,8 +837,8 @@ class ShapeChecker:
     def check(self, side: Iterable[Triple], sparql_data: Data) -> list[ShapeResult]:
         data = _Data(self.base, side)
         results: list[ShapeResult] = []
-        for shape in self.roots:
-            for focus in list(self._focus_nodes(shape, data)):
+        for shape in self.roots:  # the guideline holds no focus node (checked when built): the patient's side only
+            for focus in list(self._focus_nodes(shape, [data.side])):
                 results.extend(self._validate(shape, focus, data, sparql_data))
         return results
 

@@ -76,24 +76,34 @@ def _check_depth(value: Any, what: str, strings: bool = True) -> None:
 
     ``strings=False`` skips the string check (the caller saw no way for a surrogate to get in).
     """
+    if strings:
+        _check_strings(value, what)
     stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
+    while stack:  # containers only: a leaf cannot be deeper than its container's depth + 1
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth + 1 > MAX_DEPTH:  # a key or a value one level down (keys come with values)
+            raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _check_strings(value: Any, what: str) -> None:
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
         if isinstance(item, str):
-            if not strings:
-                continue
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 code = ord(item[exc.start])
                 raise InputError(f"{what}: a string holds \\u{code:04x}, an unpaired surrogate, not text") from None
         elif isinstance(item, dict):
-            stack.extend((k, depth + 1) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
+            stack.extend(item)
+            stack.extend(item.values())
         elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+            stack.extend(item)
 
 
 class _Resource:

@@ -16,7 +16,7 @@ import pyoxigraph as ox
 from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
 
 from reasoner.errors import InputError
-from reasoner.fhir import PatientGraph, load_json, read_bundle
+from reasoner.fhir import BundleReader, PatientGraph, load_json, read_bundle
 from reasoner.guideline import Guideline
 from reasoner.namespaces import BASE, GKG, PATIENT_PREFIX
 
@@ -73,7 +73,7 @@ def parse_patient(guideline: Guideline, text: str, syntax: str, name: str = "inp
     if syntax == "json":
         data = load_json(text, name)
         if isinstance(data, dict) and "resourceType" in data:
-            return read_bundle(guideline, text)
+            return BundleReader(guideline).read(data)  # the JSON read once
         if isinstance(data, (dict, list)) and _looks_like_jsonld(data):
             return _read_rdf(text, "json-ld", name, data)
         raise InputError(f"{name}: not a FHIR R4 Bundle (no resourceType) and not JSON-LD")
