@@ -39,7 +39,73 @@ class Report:
         return bool(self.data["conforms"])
 
     def to_json(self) -> str:
-        return json.dumps(self.data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        return dumps(self.data)
+
+
+def dumps(data: Any) -> str:
+    """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"``, byte for byte, without the encoder's generators.
+
+    The standard library writes indented JSON in pure Python (its C encoder is used only
+    without ``indent``); this writes the same text for the str/int/bool/None/list/dict values a
+    report holds, and hands anything else to ``json.dumps``.
+    """
+    parts: list[str] = []
+    try:
+        _dump(data, "\n", parts)
+    except _Other:
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    parts.append("\n")
+    return "".join(parts)
+
+
+class _Other(Exception):
+    """A value _dump does not write itself."""
+
+
+_STRING = json.encoder.encode_basestring  # the C version when the accelerator is present, as json.dumps uses
+
+
+def _dump(value: Any, newline: str, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_STRING(value))
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif value is None:
+        out.append("null")
+    elif type(value) is int:
+        out.append(int.__repr__(value))
+    elif type(value) is dict:
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Other
+            out.append(inner if first else "," + inner)
+            first = False
+            out.append(_STRING(key))
+            out.append(": ")
+            _dump(item, inner, out)
+        out.append(newline + "}")
+    elif type(value) is list:
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        out.append("[")
+        first = True
+        for item in value:
+            out.append(inner if first else "," + inner)
+            first = False
+            _dump(item, inner, out)
+        out.append(newline + "]")
+    else:
+        raise _Other
 
 
 def _rows(guideline: Guideline, reasoned: Reasoned, name: str) -> list[dict[str, Any]]:
