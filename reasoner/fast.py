@@ -399,16 +399,14 @@ class FastEngine:
     def __init__(self, guideline: Guideline) -> None:
         self.guideline = guideline
         inputs = guideline_inputs(guideline)
-        closed = inputs["closed"]
+        # one object per term: set and dict lookups then match by identity, without rdflib's __eq__.
+        # The module's own constants (rdf:type, owl:sameAs, ...) are the objects kept.
+        self.interned: dict[Any, Any] = {x: x for x in (TYPE, SAME_AS, DATATYPE, BY_RULE, *ANNOTATED)}
+        self._local: dict[Any, Any] = {}  # the patient at hand's terms (see _intern)
+        closed = [self._intern_base(t) for t in inputs["closed"]]
         self.base = frozenset(closed)
         self.tbox = TBox.of(closed)
         self.delta = DeltaClosure(self.base, self.tbox)
-        # one object per term: index lookups then find keys by identity, not by rdflib's __eq__
-        self.interned: dict[Any, Any] = {}
-        self._local: dict[Any, Any] = {}  # the patient at hand's terms (see _intern)
-        for t in closed:
-            for x in t:
-                self.interned.setdefault(x, x)
         self.base_index = Index(closed)
         asserted = [self._intern(t) for t in inputs["asserted"]]
         self.asserted_base = frozenset(asserted)
@@ -445,6 +443,10 @@ class FastEngine:
         self.inferred_guideline = _needed(closed, self.inferred_needs)
         self._reference: ReferenceEngine | None = None
         self.reads = {r.name: _reads(r.query.prepared().algebra) for r in self.rules}
+
+    def _intern_base(self, t: Triple) -> Triple:
+        setdefault = self.interned.setdefault
+        return (setdefault(t[0], t[0]), setdefault(t[1], t[1]), setdefault(t[2], t[2]))
 
     def _intern(self, t: Triple) -> Triple:
         """The triple with the guideline's term objects, else the patient's first object for each term."""
@@ -555,10 +557,10 @@ class FastEngine:
         else:
             view = PatientView(self, triples, side)
             produced = {self._intern(t) for t in Graph.query(view, rule.query.prepared()).graph}
-        typed = {s for s, p, o in produced if p == RDF.type and o in ANNOTATED}
+        typed = {s for s, p, o in produced if p is TYPE and o in ANNOTATED}
         base = self.base
         new = {t for t in produced if t not in triples and t not in base}
-        iri = rule.iri
+        iri = self.interned.setdefault(rule.iri, rule.iri)
         for subject in typed:
             triple = (subject, BY_RULE, iri)
             if triple not in triples and triple not in base:
@@ -619,7 +621,7 @@ def _reads(algebra: Any) -> frozenset[Any] | None:
 
 def _keys(t: Triple) -> tuple[Any, ...]:
     """The read keys a triple matches (see _reads)."""
-    return ((TYPE, t[2]), ANY_TYPE) if t[1] == TYPE else (t[1],)
+    return ((TYPE, t[2]), ANY_TYPE) if t[1] is TYPE or t[1] == TYPE else (t[1],)
 
 
 # ---- SHACL checks compiled from the shapes ----

@@ -500,14 +500,7 @@ class Compiler:
                             yield {**x, **y}
                     return
                 right = _distinct_list(p2(st, _thaw(st, {**inp, **common})))
-                everywhere = [k for k in left[0] if all(k in x for x in left) and all(k in y for y in right)]
-                buckets: dict[tuple[Any, ...], list[Bindings]] = {}
-                for y in right:
-                    buckets.setdefault(tuple(y[k] for k in everywhere), []).append(y)
-                for x in left:
-                    for y in buckets.get(tuple(x[k] for k in everywhere), ()):
-                        if _compatible(x, y):
-                            yield {**x, **y}
+                yield from _hash_join(left, right)
             return shared
 
         def hashed(st: State, inp: Bindings) -> Iterator[Bindings]:
@@ -644,6 +637,36 @@ def _pure(node: Any) -> bool:
     if node.name == "ToMultiSet":
         return _pure(OrderedDictGet(node, "p"))
     return _pure(OrderedDictGet(node, "p1")) and _pure(OrderedDictGet(node, "p2"))
+
+
+def _hash_join(left: list[Bindings], right: list[Bindings]) -> Iterator[Bindings]:
+    """rdflib's _join (each left solution with each compatible right one, in that order), through hash buckets.
+
+    Right solutions are grouped by which of the variables every left solution binds they bind,
+    and bucketed on those values; a left solution meets only the right ones that agree on them,
+    in the right side's order.
+    """
+    in_all_left = [k for k in left[0] if all(k in x for x in left)]
+    groups: dict[tuple[Any, ...], dict[tuple[Any, ...], list[tuple[int, Bindings]]]] = {}
+    for i, y in enumerate(right):
+        keys = tuple(k for k in in_all_left if k in y)
+        groups.setdefault(keys, {}).setdefault(tuple(y[k] for k in keys), []).append((i, y))
+    for x in left:
+        if len(groups) == 1:
+            ((keys, buckets),) = groups.items()
+            candidates = buckets.get(tuple(x[k] for k in keys), ())
+        else:
+            candidates = []
+            for keys, buckets in groups.items():
+                candidates.extend(buckets.get(tuple(x[k] for k in keys), ()))
+            candidates.sort(key=_first)
+        for _, y in candidates:
+            if _compatible(x, y):
+                yield {**x, **y}
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 def _branches(node: Any) -> list[Any]:
