@@ -50,6 +50,9 @@ CORNERS = {
     "bind error leaves unbound": """SELECT ?v ?d WHERE { ?v ex:value ?x BIND (?x * 2 AS ?d) }""",
     "bind iri concat": """SELECT ?v ?i WHERE { ?v ex:kind ?k ; ex:value ?x
         BIND (IRI(CONCAT(STR(?v), "/", STR(?k))) AS ?i) }""",
+    "iri of concat, plain and otherwise": """SELECT ?p ?i ?j WHERE { ?p ex:name ?n
+        BIND (IRI(CONCAT("http://example.org/n/", ?n)) AS ?i)
+        OPTIONAL { ?p ex:vital ?v . ?v ex:value ?x BIND (IRI(CONCAT(STR(?p), "/", ?x)) AS ?j) } }""",
     "if and logic": """SELECT ?v ?s WHERE { ?v ex:value ?x OPTIONAL { ?v ex:at ?t }
         BIND (IF((BOUND(?t) && ?x >= 38.0) || (!BOUND(?t) && ?x < 37), "hot", "not") AS ?s) }""",
     "error in or": """SELECT ?v WHERE { ?v ex:value ?x FILTER (?x > 38 || ?x = "fast") }""",
