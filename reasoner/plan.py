@@ -307,6 +307,8 @@ class Compiler:
                     return true
                 return false
             return run_exists
+        if name == "TrueFilter":  # the condition of an OPTIONAL without FILTER: rdflib's answers Literal(True)
+            return lambda st, b: TRUE
         arg = OrderedDictGet(e, "arg")
         if name == "Builtin_BOUND" and isinstance(arg, Variable):
             var = self.var(arg)
@@ -340,7 +342,7 @@ class Compiler:
             return concat
         if name == "Builtin_IF":
             a1, a2, a3 = (self.expr(OrderedDictGet(e, k)) for k in ("arg1", "arg2", "arg3"))
-            return lambda st, b: a2(st, b) if EBV(a1(st, b)) else a3(st, b)
+            return lambda st, b: a2(st, b) if _ebv_value(a1(st, b)) else a3(st, b)
         if name == "RelationalExpression" and OrderedDictGet(e, "op") in COMPARISONS \
                 and OrderedDictGet(e, "other") is not None:
             left, right = self.expr(OrderedDictGet(e, "expr")), self.expr(OrderedDictGet(e, "other"))
@@ -370,7 +372,7 @@ class Compiler:
             return relational
         if name == "UnaryNot":
             inner = self.expr(OrderedDictGet(e, "expr"))
-            return lambda st, b: FALSE if EBV(_captured(inner, st, b)) else TRUE
+            return lambda st, b: FALSE if _ebv_value(_captured(inner, st, b)) else TRUE
         if name in ("ConditionalAndExpression", "ConditionalOrExpression"):
             first = OrderedDictGet(e, "expr")
             other = OrderedDictGet(e, "other")
@@ -384,11 +386,11 @@ class Compiler:
                 # erroring expression becomes an error value), then folds left to right
                 values = [f(st, b) if is_var else _captured(f, st, b) for is_var, f in children]
                 if conjunction:
-                    return TRUE if all(EBV(x) for x in values) else FALSE
+                    return TRUE if all(_ebv_value(x) for x in values) else FALSE
                 error = None
                 for x in values:
                     try:
-                        if EBV(x):
+                        if _ebv_value(x):
                             return TRUE
                     except SPARQLError as err:
                         error = err
@@ -460,7 +462,7 @@ class Compiler:
 
         def run(st: State, b: Bindings) -> bool:
             try:
-                return EBV(f(st, b))
+                return _ebv_value(f(st, b))
             except SPARQLError:
                 return False
         return run
@@ -550,8 +552,14 @@ class Compiler:
 
     def _leftjoin(self, node: Any) -> Op:
         p1, p2 = self.part(node.p1), self.part(node.p2)
-        test = self.ebv(OrderedDictGet(node, "expr"))
+        condition = OrderedDictGet(node, "expr")
+        test = self.ebv(condition)
         p1_vars = self.var_set(OrderedDictGet(node.p1, "_vars")) if isinstance(node.p1, CompValue) else None
+        # rdflib re-evaluates a failed OPTIONAL with only the left side's own variables bound. With no
+        # filter and a right side of patterns only, that can find something only when the right side
+        # reads a variable the solution binds beyond those: otherwise the re-check is skipped.
+        p2_vars = frozenset(self.var(v) for v in _pattern_vars(OrderedDictGet(node, "p2")))
+        simple = getattr(condition, "name", None) == "TrueFilter" and _pure(OrderedDictGet(node, "p2"))
 
         def run(st: State, inp: Bindings) -> Iterator[Bindings]:
             for a in p1(st, inp):
@@ -561,7 +569,7 @@ class Compiler:
                         ok = True
                         yield {**b, **a}
                 if not ok:
-                    if p1_vars is None:
+                    if p1_vars is None or (simple and all(k in p1_vars for k in p2_vars if k in a)):
                         yield a
                         continue
                     remembered = _thaw(st, {k: v for k, v in a.items() if k in p1_vars})
@@ -752,6 +760,29 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo:
     binding more can only lower it), the rest reads only the shared guideline index: its answer
     for these bindings is kept on that index (``Index.memo``) and reused for every later patient.
     """
+    if len(patterns) == 1:  # nothing to order, nothing to keep: match it
+        ((s, p, o, sv, pv, ov),) = patterns
+        _s = b.get(s) if sv else s
+        _p = b.get(p) if pv else p
+        _o = b.get(o) if ov else o
+        if _s is not None and _p is not None and _o is not None:
+            for _ in data.match(_s, _p, _o):
+                yield b
+            return
+        for ts, tp, to in data.match(_s, _p, _o):
+            c = dict(b)
+            if _s is None:
+                c[s] = ts
+            if _p is None:
+                if p in c and c[p] != tp:
+                    continue
+                c[p] = tp
+            if _o is None:
+                if o in c and c[o] != to:
+                    continue
+                c[o] = to
+            yield c
+        return
     best = None
     fewest = 0
     indexes = data.indexes
@@ -816,6 +847,15 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo:
 
 
 MEMO_LIMIT = 100_000  # answers kept per shared index before it starts again
+
+
+def _ebv_value(rt: Any) -> bool:
+    """rdflib's EBV, our own true and false answered first."""
+    if rt is TRUE:
+        return True
+    if rt is FALSE:
+        return False
+    return EBV(rt)
 
 
 def _captured(f: Callable[[State, Bindings], Any], st: State, b: Bindings) -> Any:
