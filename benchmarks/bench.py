@@ -71,11 +71,12 @@ def run_fast(guideline: Guideline, engine: FastEngine, texts: list[str]) -> tupl
     for i, text in enumerate(texts):
         begin = time.perf_counter()
         patient = _timed(stages, "parse", lambda: parse_patient(guideline, text, "json", f"patient {i}"))
-        results = _timed(stages, "validate", lambda: engine.validate_asserted(patient))
+        own = _timed(stages, "parse", lambda: engine.own(patient))
+        results = _timed(stages, "validate", lambda: engine.validate_asserted(patient, own))
         if any(r.severity == "Violation" for r in results):
             reasoned = Reasoned(patient, None, results)
         else:
-            triples, side = _timed(stages, "reason", lambda: engine.load(patient))
+            triples, side = _timed(stages, "reason", lambda: engine.load(patient, own))
             triples = _timed(stages, "reason", lambda: engine.infer(triples, side))
             results = results + _timed(stages, "validate", lambda: engine.validate_inferred(triples, side))
             reasoned = Reasoned(patient, PatientView(engine, triples, side), unique(results))

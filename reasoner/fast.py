@@ -433,8 +433,8 @@ class FastEngine:
         self.patient_shapes = _graph(inputs["shapes"]["patient"])
         self.inferred_shapes = _graph(inputs["shapes"]["patient-inferred"])
         try:
-            self.asserted_checker: ShapeChecker | None = ShapeChecker(self.patient_shapes, asserted, self)
-            self.inferred_checker: ShapeChecker | None = ShapeChecker(self.inferred_shapes, closed, self)
+            self.asserted_checker: ShapeChecker | None = ShapeChecker(self.patient_shapes, self.asserted_index, self)
+            self.inferred_checker: ShapeChecker | None = ShapeChecker(self.inferred_shapes, self.base_index, self)
         except Unsupported:
             self.asserted_checker = self.inferred_checker = None
         self.asserted_needs = _shape_reads(self.patient_shapes)
@@ -472,20 +472,24 @@ class FastEngine:
 
     # -- stages --
 
-    def load(self, patient: PatientGraph) -> tuple[set[Triple], Index]:
+    def own(self, patient: PatientGraph) -> set[Triple]:
+        """The patient's triples with the engine's term objects (read from the rdflib graph once per patient)."""
+        self._local = {}
+        intern = self._intern
+        return {intern(t) for t in patient.graph}
+
+    def load(self, patient: PatientGraph, own: set[Triple] | None = None) -> tuple[set[Triple], Index]:
         """The patient's own triples (those not in the closed guideline), and their index."""
         base = self.base
-        self._local = {}
-        triples = {self._intern(t) for t in patient.graph}
-        triples = {t for t in triples if t not in base}
+        triples = {t for t in (own if own is not None else self.own(patient)) if t not in base}
         return triples, Index(triples)
 
-    def validate_asserted(self, patient: PatientGraph) -> list[ShapeResult]:
+    def validate_asserted(self, patient: PatientGraph, own: set[Triple] | None = None) -> list[ShapeResult]:
         """The patient shapes on the asserted guideline + the patient."""
         if self.asserted_checker is not None:
-            own = {self._intern(t) for t in patient.graph}
+            own = own if own is not None else self.own(patient)
             side = [t for t in own if t not in self.asserted_base]
-            return unique(self.asserted_checker.check(side, Data(self.asserted_index, Index(side))))
+            return unique(self.asserted_checker.check(Data(self.asserted_index, Index(side))))
         data = Graph()
         for t in self.asserted_guideline:
             data.add(t)
@@ -495,7 +499,7 @@ class FastEngine:
 
     def validate_inferred(self, triples: set[Triple], side: Index) -> list[ShapeResult]:
         if self.inferred_checker is not None:
-            return unique(self.inferred_checker.check(triples, Data(self.base_index, side)))
+            return unique(self.inferred_checker.check(Data(self.base_index, side)))
         data = Graph()
         for t in self.inferred_guideline:
             data.add(t)
@@ -577,17 +581,19 @@ class FastEngine:
             if self._reference is None:
                 self._reference = ReferenceEngine(self.guideline)
             return self._reference.reason(patient)
-        results = self.validate_asserted(patient)
+        own = self.own(patient)
+        results = self.validate_asserted(patient, own)
         if any(r.severity == "Violation" for r in results):
             return Reasoned(patient, None, results)
         if self.tbox.unsupported:
             triples = self._owlrl_fallback(patient)
+            side = Index(triples)
         else:
-            triples, side = self.load(patient)
+            triples, side = self.load(patient, own)
             triples = self.infer(triples, side)
             if self.delta.disjointness_clash(triples):
                 triples = self._owlrl_fallback(patient)
-        side = Index(triples)
+                side = Index(triples)
         results += self.validate_inferred(triples, side)
         return Reasoned(patient, PatientView(self, triples, side), unique(results))
 
@@ -689,27 +695,23 @@ class _Shape:
 class _Data:
     """The data graph of one validation: the guideline part (indexed once) and the patient's side."""
 
-    def __init__(self, base: "_Index", side: Iterable[Triple]) -> None:
+    def __init__(self, base: Index, side: Index) -> None:
         self.base = base
-        self.side = _Index(side)
+        self.side = side
 
     def objects(self, s: Any, p: Any) -> list[Any]:
-        return self.base.sp.get((s, p), []) + self.side.sp.get((s, p), [])
+        out: list[Any] = []
+        for index in (self.base, self.side):
+            by_p = index.spo.get(s)
+            if by_p:
+                out.extend(by_p.get(p, ()))
+        return out
 
     def values(self, focus: Any, path: Any) -> set[Any]:
         nodes = {focus}
         for p in path if isinstance(path, tuple) else (path,):
             nodes = {o for n in nodes for o in self.objects(n, p)}
         return nodes
-
-
-class _Index:
-    def __init__(self, triples: Iterable[Triple]) -> None:
-        self.sp: dict[tuple[Any, Any], list[Any]] = {}
-        self.p: dict[Any, list[tuple[Any, Any]]] = {}
-        for s, p, o in triples:
-            self.sp.setdefault((s, p), []).append(o)
-            self.p.setdefault(p, []).append((s, o))
 
 
 class ShapeChecker:
@@ -721,13 +723,13 @@ class ShapeChecker:
     pySHACL fills them). Anything else raises Unsupported at load time.
     """
 
-    def __init__(self, shapes: Graph, guideline: list[Triple], engine: "FastEngine") -> None:
+    def __init__(self, shapes: Graph, guideline: Index, engine: "FastEngine") -> None:
         self.engine = engine
         self.shapes_graph = shapes
-        self.base = _Index(t for t in guideline if not isinstance(t[0], Literal))
+        self.base = guideline
         self.subclasses: dict[Any, set[Any]] = {}
-        for s, o in self.base.p.get(RDFS.subClassOf, []):
-            self.subclasses.setdefault(o, set()).add(s)
+        for o, subjects in self.base.pos.get(RDFS.subClassOf, {}).items():
+            self.subclasses.setdefault(o, set()).update(subjects)
         self._built: dict[Any, _Shape] = {}
         self._classes: dict[Any, set[Any]] = {}
         roots = set(shapes.subjects(RDF.type, SH.NodeShape))
@@ -809,35 +811,39 @@ class ShapeChecker:
             self._classes[shape.node] = found
         return found
 
-    def _focus_nodes(self, shape: _Shape, indexes: Iterable["_Index"]) -> Iterator[Any]:
+    def _focus_nodes(self, shape: _Shape, indexes: Iterable[Index]) -> Iterator[Any]:
         seen: set[Any] = set()
         indexes = list(indexes)
         classes = self._target_classes(shape)
-        if classes:
-            for index in indexes:
-                for s, o in index.p.get(RDF.type, []):
-                    if o in classes and s not in seen:
-                        seen.add(s)
-                        yield s
+        for index in indexes:
+            typed = index.pos.get(RDF.type)
+            if typed and classes:
+                for c in sorted(classes, key=str):
+                    for s in typed.get(c, ()):
+                        if s not in seen:
+                            seen.add(s)
+                            yield s
         for p in shape.target_objects_of:
             for index in indexes:
-                for _s, o in index.p.get(p, []):
+                for o in index.pos.get(p, ()):
                     if o not in seen:
                         seen.add(o)
                         yield o
         for p in shape.target_subjects_of:
             for index in indexes:
-                for s, _o in index.p.get(p, []):
-                    if s not in seen:
-                        seen.add(s)
-                        yield s
+                for subjects in index.pos.get(p, {}).values():
+                    for s in subjects:
+                        if s not in seen:
+                            seen.add(s)
+                            yield s
         for n in shape.target_nodes:
             if n not in seen:
                 seen.add(n)
                 yield n
 
-    def check(self, side: Iterable[Triple], sparql_data: Data) -> list[ShapeResult]:
-        data = _Data(self.base, side)
+    def check(self, sparql_data: Data) -> list[ShapeResult]:
+        """The results for the patient's side of ``sparql_data`` (its last index) over this checker's guideline part."""
+        data = _Data(self.base, sparql_data.indexes[-1])
         results: list[ShapeResult] = []
         for shape in self.roots:  # the guideline holds no focus node (checked when built): the patient's side only
             for focus in list(self._focus_nodes(shape, [data.side])):
