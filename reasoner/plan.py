@@ -192,14 +192,22 @@ class Data:
 class State:
     """One evaluation: the data, the initial bindings, and the rdflib context expressions are evaluated in."""
 
-    __slots__ = ("data", "init", "qctx")
+    __slots__ = ("data", "init", "prologue", "_qctx")
 
     def __init__(self, data: Data, init: Bindings, prologue: Any) -> None:
         self.data = data
         self.init = init
-        self.qctx = QueryContext(None, initBindings=init)
-        self.qctx.prologue = prologue
-        self.qctx._gkg_state = self  # type: ignore[attr-defined]  # read by (NOT) EXISTS
+        self.prologue = prologue
+        self._qctx: QueryContext | None = None
+
+    @property
+    def qctx(self) -> QueryContext:
+        """rdflib's query context, for the expressions rdflib evaluates; made when first needed."""
+        if self._qctx is None:
+            self._qctx = QueryContext(None, initBindings=self.init)
+            self._qctx.prologue = self.prologue
+            self._qctx._gkg_state = self  # type: ignore[attr-defined]  # read by (NOT) EXISTS
+        return self._qctx
 
 
 Op = Callable[[State, Bindings], Iterable[Bindings]]
@@ -327,7 +335,7 @@ class Compiler:
                 if isinstance(a, URIRef):
                     return a
                 if isinstance(a, Literal):
-                    return st.qctx.prologue.absolutize(URIRef(a))
+                    return st.prologue.absolutize(URIRef(a))
                 raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
             return iri
         if name == "Builtin_CONCAT" and isinstance(arg, list):
@@ -422,7 +430,7 @@ class Compiler:
             if isinstance(a, URIRef):
                 return a
             if isinstance(a, Literal):
-                return st.qctx.prologue.absolutize(URIRef(a))
+                return st.prologue.absolutize(URIRef(a))
             raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
 
         parts: list[tuple[bool, Callable[[State, Bindings], Any]]] = []
@@ -439,7 +447,7 @@ class Compiler:
                 if not is_str and (type(v) is not Literal or v.datatype is not None or v.language is not None):
                     return generic(st, b)
                 pieces.append(str(v))
-            return st.qctx.prologue.absolutize(URIRef("".join(pieces)))
+            return st.prologue.absolutize(URIRef("".join(pieces)))
         return fused
 
     def _patch_exists(self, e: Any) -> None:
