@@ -476,7 +476,7 @@ class FastEngine:
         """The patient's triples with the engine's term objects (read from the rdflib graph once per patient)."""
         self._local = {}
         intern = self._intern
-        return {intern(t) for t in patient.graph}
+        return {intern(t) for t in patient.triples}
 
     def load(self, patient: PatientGraph, own: set[Triple] | None = None) -> tuple[set[Triple], Index]:
         """The patient's own triples (those not in the closed guideline), and their index."""
@@ -576,7 +576,7 @@ class FastEngine:
         return new
 
     def reason(self, patient: PatientGraph) -> Reasoned:
-        if any(getattr(o, "ill_typed", False) for _, _, o in patient.graph if isinstance(o, Literal)):
+        if any(getattr(o, "ill_typed", False) for _, _, o in patient.triples if isinstance(o, Literal)):
             # owlrl's handling of ill-typed literals is not compiled here: the reference reasons whole
             if self._reference is None:
                 self._reference = ReferenceEngine(self.guideline)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, localcontext
 from typing import Any
@@ -31,17 +30,56 @@ HISTORY_BY_NATURE = {"history-of-cancer"}
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 FHIR_DATETIME = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?")
 MAX_DEPTH = 64
+Triple = tuple[Any, Any, Any]
 
 
-@dataclass
 class PatientGraph:
-    """A patient graph in the project's vocabulary, with where it came from."""
+    """A patient graph in the project's vocabulary, with where it came from.
 
-    graph: Graph
-    patient: URIRef
-    identifier: str
-    origin: str  # "fhir" or "rdf"
-    sources: dict[str, str] = field(default_factory=dict)
+    Made from an rdflib ``Graph`` or from a set of triples (the FHIR reader's): ``triples`` and
+    ``graph`` each give the same triples, the other form built on first use.
+    """
+
+    def __init__(self, graph: Graph | None, patient: URIRef, identifier: str, origin: str,
+                 sources: dict[str, str] | None = None, triples: set[Triple] | None = None) -> None:
+        if graph is None and triples is None:
+            raise ValueError("a patient graph needs a graph or triples")
+        self._graph = graph
+        self._triples = triples
+        self.patient = patient
+        self.identifier = identifier
+        self.origin = origin  # "fhir" or "rdf"
+        self.sources = sources if sources is not None else {}
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            graph = Graph()
+            for t in self._triples or ():
+                graph.add(t)
+            self._graph = graph
+        return self._graph
+
+    @property
+    def triples(self) -> set[Triple]:
+        if self._triples is None:
+            self._triples = set(self.graph)
+        return self._triples
+
+    def __repr__(self) -> str:
+        return f"PatientGraph({self.patient}, {self.origin})"
+
+
+class _Triples(set):  # type: ignore[type-arg]
+    """What the FHIR reader writes to: Graph.add's signature, a set's cost."""
+
+    def add(self, triple: Triple) -> None:  # type: ignore[override]
+        set.add(self, triple)
+
+    def remove(self, pattern: tuple[Any, Any, Any]) -> None:  # type: ignore[override]
+        """Graph.remove: every triple matching the pattern, None a wildcard."""
+        for t in [t for t in self if all(x is None or x == y for x, y in zip(pattern, t))]:
+            self.discard(t)
 
 
 def mint_patient_iri(identifier: str) -> URIRef:
@@ -178,7 +216,7 @@ class BundleReader:
         identifier = self._identifier(patient)
         references = self._patient_references(bundle, patient)
         iri = mint_patient_iri(identifier)
-        graph = Graph()
+        graph = _Triples()
         graph.add((iri, RDF.type, GKG.Patient))
         graph.add((iri, GKG.identifier, Literal(identifier)))
         graph.add((iri, GKG.source, Literal(patient.name)))
@@ -191,7 +229,7 @@ class BundleReader:
             handler = getattr(self, "_" + resource.type.lower(), None)
             if handler is not None:
                 handler(resource)
-        return PatientGraph(graph, iri, identifier, "fhir")
+        return PatientGraph(None, iri, identifier, "fhir", triples=graph)
 
     # ---- structure ----
 
