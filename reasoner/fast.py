@@ -205,7 +205,7 @@ class DeltaClosure:
                     yield (x, p, o)
                 if pp == p and x == o:
                     yield (s, p, y)
-        if p == TYPE:  # cax-sco (cax-eqc via scm-eqc in the closed T-box)
+        if p is TYPE:  # cax-sco (cax-eqc via scm-eqc in the closed T-box); every rdf:type here is TYPE itself
             for d in box.superclasses.get(o, ()):
                 yield (s, TYPE, d)
 
@@ -222,7 +222,7 @@ class DeltaClosure:
                     yield (o, TYPE, wider)
                     yield (wider, TYPE, DATATYPE)
                     used.add(wider)
-            elif p == TYPE and o in OWL_RL_Datatypes:
+            elif p is TYPE and o in OWL_RL_Datatypes:
                 used.add(o)
         key = frozenset(used)
         disjoint = self._disjoint_memo.get(key)
@@ -627,7 +627,7 @@ def _reads(algebra: Any) -> frozenset[Any] | None:
 
 def _keys(t: Triple) -> tuple[Any, ...]:
     """The read keys a triple matches (see _reads)."""
-    return ((TYPE, t[2]), ANY_TYPE) if t[1] is TYPE or t[1] == TYPE else (t[1],)
+    return ((TYPE, t[2]), ANY_TYPE) if t[1] is TYPE else (t[1],)  # the engine's triples hold TYPE itself
 
 
 # ---- SHACL checks compiled from the shapes ----
