@@ -328,16 +328,7 @@ class Compiler:
                 and isinstance(OrderedDictGet(arg, "arg"), list):
             return self._iri_of_concat(e, arg)
         if name == "Builtin_IRI":
-            inner = self.expr(arg)
-
-            def iri(st: State, b: Bindings) -> Any:
-                a = inner(st, b)
-                if isinstance(a, URIRef):
-                    return a
-                if isinstance(a, Literal):
-                    return st.prologue.absolutize(URIRef(a))
-                raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
-            return iri
+            return _iri(self.expr(arg))
         if name == "Builtin_CONCAT" and isinstance(arg, list):
             parts = [self.expr(a) for a in arg]
 
@@ -423,15 +414,7 @@ class Compiler:
         only its text: when every operand is a plain literal (STR(x) always is), the IRI is made
         from the joined text directly; otherwise the operators run one by one as rdflib runs them.
         """
-        generic_concat = self.expr(concat)
-
-        def generic(st: State, b: Bindings) -> Any:
-            a = generic_concat(st, b)
-            if isinstance(a, URIRef):
-                return a
-            if isinstance(a, Literal):
-                return st.prologue.absolutize(URIRef(a))
-            raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
+        generic = _iri(self.expr(concat))
 
         parts: list[tuple[bool, Callable[[State, Bindings], Any]]] = []
         for operand in OrderedDictGet(concat, "arg"):
@@ -769,67 +752,14 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo:
     for these bindings is kept on that index (``Index.memo``) and reused for every later patient.
     """
     if len(patterns) == 1:  # nothing to order, nothing to keep: match it
-        ((s, p, o, sv, pv, ov),) = patterns
-        _s = b.get(s) if sv else s
-        _p = b.get(p) if pv else p
-        _o = b.get(o) if ov else o
-        if _s is not None and _p is not None and _o is not None:
-            for _ in data.match(_s, _p, _o):
-                yield b
+        best, rest = patterns[0], ()
+    else:
+        best, rest = _choose(data, patterns, b, memo)
+        if best is None:
+            if rest:  # the guideline-only rest, answered from the memo
+                yield from rest
             return
-        for ts, tp, to in data.match(_s, _p, _o):
-            c = dict(b)
-            if _s is None:
-                c[s] = ts
-            if _p is None:
-                if p in c and c[p] != tp:
-                    continue
-                c[p] = tp
-            if _o is None:
-                if o in c and c[o] != to:
-                    continue
-                c[o] = to
-            yield c
-        return
-    best = None
-    fewest = 0
-    indexes = data.indexes
-    shared = indexes[0]
-    guideline_only = memo and len(patterns) > 1 and len(indexes) == 2
-    side = indexes[-1]
-    for pattern in patterns:
-        s, p, o, sv, pv, ov = pattern
-        rs, rp, ro = (b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
-        n = shared.count(rs, rp, ro)
-        if len(indexes) > 1:
-            here = side.count(rs, rp, ro)
-            if here:
-                guideline_only = False
-                n += here
-        if n == 0:
-            return
-        if best is None or n < fewest:
-            best, fewest = pattern, n
-    if guideline_only:
-        bound = tuple(b.get(x) for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var)
-        nodes = shared.nodes()
-        guideline_only = all(x is None or x in nodes for x in bound)  # keyed by guideline terms only: reused
-    if guideline_only:
-        names = tuple(x for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var and x not in b)
-        key = (patterns, bound)
-        found = shared.memo.get(key)
-        if found is None:
-            found = [tuple(c[x] for x in names) for c in _match(data, patterns, b, False)]
-            if len(shared.memo) > MEMO_LIMIT:
-                shared.memo.clear()
-            shared.memo[key] = found
-        for values in found:
-            c = dict(b)
-            c.update(zip(names, values))
-            yield c
-        return
-    s, p, o, sv, pv, ov = best  # type: ignore[misc]
-    rest = tuple(x for x in patterns if x is not best)
+    s, p, o, sv, pv, ov = best
     _s = b.get(s) if sv else s
     _p = b.get(p) if pv else p
     _o = b.get(o) if ov else o
@@ -854,7 +784,63 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo:
             yield c
 
 
+def _choose(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings,
+            memo: bool) -> tuple[Any, Any]:
+    """The pattern to match next and the rest; (None, ()) when one has no match; (None, answers) from the memo."""
+    best = None
+    fewest = 0
+    indexes = data.indexes
+    shared = indexes[0]
+    guideline_only = memo and len(indexes) == 2
+    side = indexes[-1]
+    for pattern in patterns:
+        s, p, o, sv, pv, ov = pattern
+        rs, rp, ro = (b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
+        n = shared.count(rs, rp, ro)
+        if len(indexes) > 1:
+            here = side.count(rs, rp, ro)
+            if here:
+                guideline_only = False
+                n += here
+        if n == 0:
+            return None, ()
+        if best is None or n < fewest:
+            best, fewest = pattern, n
+    if guideline_only:
+        bound = tuple(b.get(x) for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var)
+        nodes = shared.nodes()
+        if all(x is None or x in nodes for x in bound):  # keyed by guideline terms only: reused
+            names = tuple(x for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:])
+                          if is_var and x not in b)
+            key = (patterns, bound)
+            found = shared.memo.get(key)
+            if found is None:
+                found = [tuple(c[x] for x in names) for c in _match(data, patterns, b, False)]
+                if len(shared.memo) > MEMO_LIMIT:
+                    shared.memo.clear()
+                shared.memo[key] = found
+            answers = []
+            for values in found:
+                c = dict(b)
+                c.update(zip(names, values))
+                answers.append(c)
+            return None, answers
+    return best, tuple(x for x in patterns if x is not best)
+
+
 MEMO_LIMIT = 100_000  # answers kept per shared index before it starts again
+
+
+def _iri(inner: Callable[[State, Bindings], Any]) -> Callable[[State, Bindings], Any]:
+    """rdflib's Builtin_IRI over a compiled argument."""
+    def iri(st: State, b: Bindings) -> Any:
+        a = inner(st, b)
+        if isinstance(a, URIRef):
+            return a
+        if isinstance(a, Literal):
+            return st.prologue.absolutize(URIRef(a))
+        raise SPARQLError("IRI function only accepts URIRefs or Literals/Strings!")
+    return iri
 
 
 def _ebv_value(rt: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,34 +77,24 @@ def _dump(value: Any, newline: str, out: list[str]) -> None:
         out.append("null")
     elif type(value) is int:
         out.append(int.__repr__(value))
-    elif type(value) is dict:
+    elif type(value) is dict or type(value) is list:
+        mapping = type(value) is dict
         if not value:
-            out.append("{}")
+            out.append("{}" if mapping else "[]")
             return
         inner = newline + "  "
-        out.append("{")
+        out.append("{" if mapping else "[")
         first = True
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Other
+        for key, item in (value.items() if mapping else zip(itertools.repeat(None), value)):
             out.append(inner if first else "," + inner)
             first = False
-            out.append(_STRING(key))
-            out.append(": ")
+            if mapping:
+                if type(key) is not str:
+                    raise _Other
+                out.append(_STRING(key))
+                out.append(": ")
             _dump(item, inner, out)
-        out.append(newline + "}")
-    elif type(value) is list:
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        out.append("[")
-        first = True
-        for item in value:
-            out.append(inner if first else "," + inner)
-            first = False
-            _dump(item, inner, out)
-        out.append(newline + "]")
+        out.append(newline + ("}" if mapping else "]"))
     else:
         raise _Other
 
