@@ -174,14 +174,17 @@ def reference_reports(texts: list[str], jobs: int, folder: Path | None) -> tuple
                 pass
     todo = [i for i, r in enumerate(reports) if r is None]
     if todo:
-        computed, _, _ = run_reference([texts[i] for i in todo], jobs)
-        for i, report in zip(todo, computed):
-            reports[i] = report
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / (names[i] + ".tmp")
-                tmp.write_text(report, encoding="utf-8")
-                tmp.replace(folder / names[i])
+        print(f"computing {len(todo)} reference reports with {jobs} workers (~3 s each) ...", file=sys.stderr, flush=True)
+        context = multiprocessing.get_context("fork")
+        with context.Pool(jobs, initializer=_reference_init) as pool:
+            # each kept as it comes: an interrupted run keeps what it computed
+            for i, (report, _) in zip(todo, pool.imap(_reference_one, [texts[i] for i in todo], chunksize=1)):
+                reports[i] = report
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    tmp = folder / (names[i] + ".tmp")
+                    tmp.write_text(report, encoding="utf-8")
+                    tmp.replace(folder / names[i])
     return [r or "" for r in reports], len(todo)
 
 
