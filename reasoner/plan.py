@@ -224,6 +224,13 @@ def _forget(st: State, c: Bindings, before: Bindings, keep: Any) -> Bindings:
     return {k: v for k, v in c.items() if k in keep or k in init or k not in before}
 
 
+def _forgets(st: State, inp: Bindings, keep: Any, reads: frozenset[Any]) -> bool:
+    """Would _forget drop a binding the expression reads? (If not, the solution can be passed as it is.)"""
+    keep = keep or ()
+    init = st.init
+    return any(k in reads and k not in keep and k not in init for k in inp)
+
+
 def _thaw(st: State, b: Bindings) -> Bindings:
     """rdflib's QueryContext.thaw: the bindings of a solution, initial bindings on top."""
     if not st.init:
@@ -458,6 +465,10 @@ class Compiler:
                 return False
         return run
 
+    def reads(self, e: Any) -> frozenset[Any]:
+        """The variables an expression can read, those of its (NOT) EXISTS patterns included."""
+        return frozenset(self.var(v) for v in _pattern_vars(e))
+
     def var_set(self, names: Any) -> frozenset[Any] | None:
         return None if names is None else frozenset(self.var(v) for v in names)
 
@@ -493,10 +504,13 @@ class Compiler:
         test = self.ebv(OrderedDictGet(node, "expr"))
         keep = self.var_set(OrderedDictGet(node, "_vars"))
         isolated = not node.__dict__.get("no_isolated_scope", False)
+        reads = self.reads(OrderedDictGet(node, "expr"))
 
         def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            # forgetting bindings from outside changes the answer only if the expression reads one of them
+            forget = isolated and _forgets(st, inp, keep, reads)
             for c in p(st, inp):
-                if test(st, _forget(st, c, inp, keep) if isolated else c):
+                if test(st, _forget(st, c, inp, keep) if forget else c):
                     yield c
         return run
 
@@ -552,11 +566,15 @@ class Compiler:
         p2_vars = frozenset(self.var(v) for v in _pattern_vars(OrderedDictGet(node, "p2")))
         simple = getattr(condition, "name", None) == "TrueFilter" and _pure(OrderedDictGet(node, "p2"))
 
+        always = getattr(condition, "name", None) == "TrueFilter"
+        reads = self.reads(condition)
+
         def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            forget = not always and _forgets(st, inp, None, reads)
             for a in p1(st, inp):
                 ok = False
                 for b in p2(st, _thaw(st, a)):
-                    if test(st, _forget(st, b, inp, None)):
+                    if always or test(st, _forget(st, b, inp, None) if forget else b):
                         ok = True
                         yield {**b, **a}
                 if not ok:
@@ -587,11 +605,13 @@ class Compiler:
         compute = self.expr(OrderedDictGet(node, "expr"))
         var = self.var(OrderedDictGet(node, "var"))
         keep = self.var_set(OrderedDictGet(node, "_vars"))
+        reads = self.reads(OrderedDictGet(node, "expr"))
 
         def run(st: State, inp: Bindings) -> Iterator[Bindings]:
+            forget = _forgets(st, inp, keep, reads)
             for c in p(st, inp):
                 try:
-                    e = compute(st, _forget(st, c, inp, keep))
+                    e = compute(st, _forget(st, c, inp, keep) if forget else c)
                 except SPARQLError:
                     yield c
                 else:
