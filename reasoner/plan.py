@@ -496,8 +496,9 @@ class Compiler:
                 raise Unsupported(f"property path {p}")
         if not patterns:
             return lambda st, inp: iter((dict(inp),))
-        frozen = tuple((s, p, o, _is_var(s), _is_var(p), _is_var(o)) for s, p, o in patterns)
-        return lambda st, inp: _match(st.data, frozen, dict(inp))
+        bgp = _BGP(tuple((s, p, o, _is_var(s), _is_var(p), _is_var(o)) for s, p, o in patterns))
+        everything = (1 << len(patterns)) - 1
+        return lambda st, inp: _match(st.data, bgp, everything, dict(inp))
 
     def _filter(self, node: Any) -> Op:
         p = self.part(node.p)
@@ -762,24 +763,54 @@ def _distinct_list(rows: Iterable[Bindings]) -> list[Bindings]:
     return out
 
 
-def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo: bool = True) -> Iterator[Bindings]:
+class _BGP:
+    """A basic graph pattern's triple patterns, each (s, p, o, s is a variable, p is one, o is one).
+
+    A subset of them (the ones still to match) is a bit mask; what _match needs to know of a
+    subset (its patterns, its variables) is worked out once per mask.
+    """
+
+    __slots__ = ("patterns", "_subsets")
+
+    def __init__(self, patterns: tuple[tuple[Any, ...], ...]) -> None:
+        self.patterns = patterns
+        self._subsets: dict[int, tuple[tuple[int, ...], tuple[Any, ...]]] = {}
+
+    def subset(self, mask: int) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """The indexes of the patterns in ``mask`` and their variables (each once, in order)."""
+        found = self._subsets.get(mask)
+        if found is None:
+            indexes = tuple(i for i in range(len(self.patterns)) if mask >> i & 1)
+            names: dict[Any, None] = {}
+            for i in indexes:
+                pattern = self.patterns[i]
+                for x, is_var in zip(pattern[:3], pattern[3:]):
+                    if is_var:
+                        names.setdefault(x, None)
+            found = self._subsets[mask] = (indexes, tuple(names))
+        return found
+
+
+def _match(data: Data, bgp: _BGP, mask: int, b: Bindings, memo: bool = True) -> Iterator[Bindings]:
     """rdflib's evalBGP, the patterns taken in the order of fewest matches under the bindings so far.
 
-    Each pattern is (s, p, o, s is a variable, p is one, o is one). The order changes nothing in
+    ``mask`` says which of the BGP's patterns are still to match. The order changes nothing in
     the answer; a pattern with no match ends the branch at once. When no remaining pattern can
     match a triple of the patient's side (its count there is zero under the bindings so far, and
     binding more can only lower it), the rest reads only the shared guideline index: its answer
     for these bindings is kept on that index (``Index.memo``) and reused for every later patient.
     """
-    if len(patterns) == 1:  # nothing to order, nothing to keep: match it
-        best, rest = patterns[0], ()
+    indexes, names = bgp.subset(mask)
+    if len(indexes) == 1:  # nothing to order, nothing to keep: match it
+        best = indexes[0]
     else:
-        best, rest = _choose(data, patterns, b, memo)
-        if best is None:
-            if rest:  # the guideline-only rest, answered from the memo
-                yield from rest
+        best, answers = _choose(data, bgp, mask, indexes, names, b, memo)
+        if best < 0:
+            if answers:  # the guideline-only rest, answered from the memo
+                yield from answers
             return
-    s, p, o, sv, pv, ov = best
+    rest = mask & ~(1 << best)
+    s, p, o, sv, pv, ov = bgp.patterns[best]
     _s = b.get(s) if sv else s
     _p = b.get(p) if pv else p
     _o = b.get(o) if ov else o
@@ -799,53 +830,54 @@ def _match(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings, memo:
         else:
             c = b
         if rest:
-            yield from _match(data, rest, c, memo)
+            yield from _match(data, bgp, rest, c, memo)
         else:
             yield c
 
 
-def _choose(data: Data, patterns: tuple[tuple[Any, ...], ...], b: Bindings,
-            memo: bool) -> tuple[Any, Any]:
-    """The pattern to match next and the rest; (None, ()) when one has no match; (None, answers) from the memo."""
-    best = None
+def _choose(data: Data, bgp: _BGP, mask: int, indexes: tuple[int, ...], names: tuple[Any, ...], b: Bindings,
+            memo: bool) -> tuple[int, list[Bindings]]:
+    """The pattern to match next, or -1 with no answer (one has no match) or the memo's answers."""
+    best = -1
     fewest = 0
-    indexes = data.indexes
-    shared = indexes[0]
-    guideline_only = memo and len(indexes) == 2
-    side = indexes[-1]
-    for pattern in patterns:
-        s, p, o, sv, pv, ov = pattern
+    indexes_of_data = data.indexes
+    shared = indexes_of_data[0]
+    two = len(indexes_of_data) == 2
+    side = indexes_of_data[-1]
+    guideline_only = memo and two
+    patterns = bgp.patterns
+    for i in indexes:
+        s, p, o, sv, pv, ov = patterns[i]
         rs, rp, ro = (b.get(s) if sv else s, b.get(p) if pv else p, b.get(o) if ov else o)
         n = shared.count(rs, rp, ro)
-        if len(indexes) > 1:
+        if two:
             here = side.count(rs, rp, ro)
             if here:
                 guideline_only = False
                 n += here
         if n == 0:
-            return None, ()
-        if best is None or n < fewest:
-            best, fewest = pattern, n
+            return -1, []
+        if best < 0 or n < fewest:
+            best, fewest = i, n
     if guideline_only:
-        bound = tuple(b.get(x) for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:]) if is_var)
+        bound = tuple(b.get(x) for x in names)
         nodes = shared.nodes()
         if all(x is None or x in nodes for x in bound):  # keyed by guideline terms only: reused
-            names = tuple(x for pattern in patterns for x, is_var in zip(pattern[:3], pattern[3:])
-                          if is_var and x not in b)
-            key = (patterns, bound)
+            free = tuple(x for x in names if x not in b)
+            key = (bgp, mask, bound)
             found = shared.memo.get(key)
             if found is None:
-                found = [tuple(c[x] for x in names) for c in _match(data, patterns, b, False)]
+                found = [tuple(c[x] for x in free) for c in _match(data, bgp, mask, b, False)]
                 if len(shared.memo) > MEMO_LIMIT:
                     shared.memo.clear()
                 shared.memo[key] = found
             answers = []
             for values in found:
                 c = dict(b)
-                c.update(zip(names, values))
+                c.update(zip(free, values))
                 answers.append(c)
-            return None, answers
-    return best, tuple(x for x in patterns if x is not best)
+            return -1, answers
+    return best, []
 
 
 MEMO_LIMIT = 100_000  # answers kept per shared index before it starts again
