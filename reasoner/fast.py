@@ -185,35 +185,39 @@ class DeltaClosure:
         base_literals = {o.datatype for o in objects if isinstance(o, Literal) and o.datatype in OWL_RL_Datatypes}
         self.base_datatypes = frozenset(base_types | base_literals)
         self._disjoint_memo: dict[frozenset[Any], list[Triple]] = {}
+        # per predicate, the T-box side of the property rules: one lookup per triple instead of six
+        self.by_predicate: dict[Any, tuple[Any, ...]] = {}
+        for q in {*tbox.superproperties, *tbox.domains, *tbox.ranges, *tbox.inverses, *tbox.symmetric,
+                  *tbox.transitive}:
+            self.by_predicate[q] = (tuple(tbox.superproperties.get(q, ())), tuple(tbox.domains.get(q, ())),
+                                    tuple(tbox.ranges.get(q, ())), tuple(tbox.inverses.get(q, ())),
+                                    q in tbox.symmetric, q in tbox.transitive)
         self.disjoint: dict[Any, set[Any]] = {}
         for a, b in tbox.disjoint:
             self.disjoint.setdefault(a, set()).add(b)
 
-    def _fire(self, t: Triple, have: set[Triple]) -> Iterator[Triple]:
+    def _fire(self, t: Triple, have: set[Triple]) -> list[Triple]:
+        """What owlrl's rules derive from one triple (the closed T-box's side of each rule looked up per predicate)."""
         s, p, o = t
-        box = self.tbox
-        yield (s, SAME_AS, s)  # eq-ref
-        yield (o, SAME_AS, o)
-        yield (p, SAME_AS, p)
-        for q in box.superproperties.get(p, ()):  # prp-spo1 (prp-eqp via scm-eqp in the closed T-box)
-            yield (s, q, o)
-        for c in box.domains.get(p, ()):  # prp-dom
-            yield (s, TYPE, c)
-        for c in box.ranges.get(p, ()):  # prp-rng
-            yield (o, TYPE, c)
-        for q in box.inverses.get(p, ()):  # prp-inv1, prp-inv2
-            yield (o, q, s)
-        if p in box.symmetric:  # prp-symp
-            yield (o, p, s)
-        if p in box.transitive:  # prp-trp, both ways round
-            for x, pp, y in list(have):
-                if pp == p and y == s:
-                    yield (x, p, o)
-                if pp == p and x == o:
-                    yield (s, p, y)
+        out = [(s, SAME_AS, s), (o, SAME_AS, o), (p, SAME_AS, p)]  # eq-ref
+        rules = self.by_predicate.get(p)
+        if rules is not None:
+            supers, domains, ranges, inverses, symmetric, transitive = rules
+            out.extend((s, q, o) for q in supers)  # prp-spo1 (prp-eqp via scm-eqp in the closed T-box)
+            out.extend((s, TYPE, c) for c in domains)  # prp-dom
+            out.extend((o, TYPE, c) for c in ranges)  # prp-rng
+            out.extend((o, q, s) for q in inverses)  # prp-inv1, prp-inv2
+            if symmetric:  # prp-symp
+                out.append((o, p, s))
+            if transitive:  # prp-trp, both ways round
+                for x, pp, y in list(have):
+                    if pp == p and y == s:
+                        out.append((x, p, o))
+                    if pp == p and x == o:
+                        out.append((s, p, y))
         if p is TYPE:  # cax-sco (cax-eqc via scm-eqc in the closed T-box); every rdf:type here is TYPE itself
-            for d in box.superclasses.get(o, ()):
-                yield (s, TYPE, d)
+            out.extend((s, TYPE, d) for d in self.tbox.superclasses.get(o, ()))
+        return out
 
     def _datatypes(self, added: Iterable[Triple], used: set[Any]) -> Iterator[Triple]:
         """owlrl's one-time datatype rules (dt-type2, subsumption, disjointness) for the patient's literals.
