@@ -13,7 +13,6 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 from rdflib.plugins.sparql import prepareQuery
 
-import reasoner.guideline as guideline_module
 from conftest import EXAMPLES
 from reasoner import cache, queries, resources
 from reasoner.errors import GuidelineError

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 
 import pytest
-from rdflib import Graph, Literal, Namespace, URIRef, Variable
+from rdflib import Graph, Literal, Namespace, Variable
 from rdflib.plugins.sparql import prepareQuery
 
 from benchmarks.cohort import generate
