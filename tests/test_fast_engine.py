@@ -28,7 +28,11 @@ from conftest import EXAMPLES
 
 BRANCHES = ("fever-vitals", "vitals-at-threshold", "documented-absences", "contradiction", "vital-out-of-range",
             "mri-contraindicated-deficit", "imaging-ct-contraindicated-negative", "imaging-unknown-conclusion",
-            "mass-no-site")
+            "mass-no-site",
+            # and one of each family the compiled plans evaluate differently (OPTIONAL, NOT EXISTS, UNION joins)
+            "fever-vitals-undated", "tachycardia-vitals-earlier-only", "multiple-red-flags", "history-of-cancer",
+            "cauda-equina-features", "progressive-deficit", "imaging-metastasis", "imaging-paraspinal-abscess",
+            "imaging-xr-negative-then-mri-metastasis", "imaging-preliminary")
 
 
 def cohort_inputs() -> dict[str, str]:
