@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,11 +125,16 @@ def _reference_init() -> None:
     _REFERENCE.update(guideline=guideline, engine=ReferenceEngine(guideline))
 
 
-def run_reference(texts: list[str], jobs: int) -> tuple[list[str], Stages, float]:
-    start = time.perf_counter()
+def _reference_outcomes(texts: list[str], jobs: int) -> Iterator[tuple[str, dict[str, float]]]:
+    """(report, stage times) of the reference for each text, in order, as each is done, on ``jobs`` workers."""
     context = multiprocessing.get_context("fork")
     with context.Pool(jobs, initializer=_reference_init) as pool:
-        outcomes = pool.map(_reference_one, texts, chunksize=1)
+        yield from pool.imap(_reference_one, texts, chunksize=1)
+
+
+def run_reference(texts: list[str], jobs: int) -> tuple[list[str], Stages, float]:
+    start = time.perf_counter()
+    outcomes = list(_reference_outcomes(texts, jobs))
     wall = time.perf_counter() - start
     stages = Stages()
     for _, times in outcomes:
@@ -164,28 +169,34 @@ def reference_key(guideline: Guideline) -> str:
 
 def reference_reports(texts: list[str], jobs: int, folder: Path | None) -> tuple[list[str], int]:
     """The reference's report for each text: from ``folder`` where kept, else computed (and kept); how many computed."""
-    names = [hashlib.sha256(t.encode()).hexdigest() + ".json" for t in texts]
     reports: list[str | None] = [None] * len(texts)
     if folder is not None:
-        for i, name in enumerate(names):
+        for i, text in enumerate(texts):
             try:
-                reports[i] = (folder / name).read_text(encoding="utf-8")
+                reports[i] = (folder / _report_name(text)).read_text(encoding="utf-8")
             except OSError:
                 pass
     todo = [i for i, r in enumerate(reports) if r is None]
     if todo:
         print(f"computing {len(todo)} reference reports with {jobs} workers (~3 s each) ...", file=sys.stderr, flush=True)
-        context = multiprocessing.get_context("fork")
-        with context.Pool(jobs, initializer=_reference_init) as pool:
-            # each kept as it comes: an interrupted run keeps what it computed
-            for i, (report, _) in zip(todo, pool.imap(_reference_one, [texts[i] for i in todo], chunksize=1)):
-                reports[i] = report
-                if folder is not None:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    tmp = folder / (names[i] + ".tmp")
-                    tmp.write_text(report, encoding="utf-8")
-                    tmp.replace(folder / names[i])
+        # each kept as it comes: an interrupted run keeps what it computed
+        for i, (report, _) in zip(todo, _reference_outcomes([texts[i] for i in todo], jobs)):
+            reports[i] = report
+            if folder is not None:
+                keep_report(folder, texts[i], report)
     return [r or "" for r in reports], len(todo)
+
+
+def _report_name(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest() + ".json"
+
+
+def keep_report(folder: Path, text: str, report: str) -> None:
+    """Write the reference's report for ``text`` into the reference cache, atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (_report_name(text) + ".tmp")
+    tmp.write_text(report, encoding="utf-8")
+    tmp.replace(folder / _report_name(text))
 
 
 def end_to_end(texts: list[str], jobs: int) -> float:
@@ -252,12 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     ref_reports, ref_stages, ref_wall = run_reference(texts[:reference_n], args.jobs) if reference_n else ([], Stages(), 0)
     agreement_n = max(min(args.agreement_n, args.n), reference_n)
     folder = None if args.no_reference_cache else cache_dir() / "reference-reports" / reference_key(guideline)
-    if folder is not None and reference_n:  # the reports just computed count too
-        folder.mkdir(parents=True, exist_ok=True)
+    if folder is not None:  # the reports just computed count too
         for text, report in zip(texts[:reference_n], ref_reports):
-            name = hashlib.sha256(text.encode()).hexdigest() + ".json"
-            if not (folder / name).exists():
-                (folder / name).write_text(report, encoding="utf-8")
+            keep_report(folder, text, report)
     agreement_texts = texts[reference_n:agreement_n]
     more, computed = reference_reports(agreement_texts, args.jobs, folder)
     expected = ref_reports + more
