@@ -111,15 +111,28 @@ _INFERRED: dict[str, Graph] = {}
 _QUERYABLE: dict[str, Graph] = {}
 
 
+def _is_rdf(s: object, p: object) -> bool:
+    """Plain RDF: an IRI or blank-node subject and an IRI predicate (owlrl also writes literal subjects)."""
+    return isinstance(s, (URIRef, BNode)) and isinstance(p, URIRef)
+
+
 def without_generalized_rdf(graph: Graph) -> Graph:
     """A copy of ``graph`` keeping only RDF triples: IRI or blank-node subject, IRI predicate."""
     kept = Graph()
     for prefix, namespace in graph.namespaces():
         kept.bind(prefix, namespace, override=True)
     for s, p, o in graph:
-        if isinstance(s, (URIRef, BNode)) and isinstance(p, URIRef):
+        if _is_rdf(s, p):
             kept.add((s, p, o))
     return kept
+
+
+def _with_prefixes(guideline: Guideline) -> Graph:
+    """An empty graph bound to the guideline's prefixes."""
+    graph = Graph()
+    for prefix, namespace in guideline.graph.namespaces():
+        graph.bind(prefix, namespace, override=True)
+    return graph
 
 
 def inferred_graph(guideline: Guideline) -> Graph:
@@ -128,12 +141,11 @@ def inferred_graph(guideline: Guideline) -> Graph:
 
     key = guideline.fingerprint
     if key not in _INFERRED:
-        graph = Graph()
-        for prefix, namespace in guideline.graph.namespaces():
-            graph.bind(prefix, namespace, override=True)
-        for triple in closed_guideline(guideline):  # computed once per encoding, kept on disk
-            graph.add(triple)
-        _INFERRED[key] = without_generalized_rdf(graph)
+        graph = _with_prefixes(guideline)
+        for s, p, o in closed_guideline(guideline):  # computed once per encoding, kept on disk
+            if _is_rdf(s, p):
+                graph.add((s, p, o))
+        _INFERRED[key] = graph
     return _INFERRED[key]
 
 
@@ -143,9 +155,7 @@ def queryable_graph(guideline: Guideline) -> Graph:
 
     key = guideline.fingerprint
     if key not in _QUERYABLE:
-        graph = Graph()
-        for prefix, namespace in guideline.graph.namespaces():
-            graph.bind(prefix, namespace, override=True)
+        graph = _with_prefixes(guideline)
         graph += inferred_graph(guideline)
         graph += rule_files_graph(guideline)
         _QUERYABLE[key] = graph
