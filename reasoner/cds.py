@@ -45,6 +45,7 @@ from typing import Any
 from reasoner import resources
 from reasoner.engine import Engine
 from reasoner.engines import make_engine
+from reasoner.foreground import serve_until_stopped
 from reasoner.errors import GuidelineError, InputError
 from reasoner.fhir import BundleReader, load_json
 from reasoner.guideline import Guideline
@@ -719,12 +720,7 @@ def serve_cds(args: argparse.Namespace) -> int:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound_host, bound_port = server.server_address[:2]
     sys.stderr.write(f"guideline-kg: CDS Hooks {SPEC_VERSION} service on http://{bound_host}:{bound_port}{BASE_PATH}\n")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
     return 0
 
 

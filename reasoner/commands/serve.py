@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from reasoner.errors import InputError
+from reasoner.foreground import serve_until_stopped
 
 TOKEN_VARIABLE = "GUIDELINE_KG_TOKEN"
 
@@ -66,13 +67,7 @@ def run_serve(args: argparse.Namespace) -> int:
                      f"({len(graphs)} named graphs, {args.timeout:g} s per query); Ctrl-C stops\n")
     sys.stderr.flush()
     signal.signal(signal.SIGTERM, _stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        service.pool.close()
+    serve_until_stopped(server, service.pool.close)
     return 0
 
 
