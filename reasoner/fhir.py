@@ -101,12 +101,21 @@ def load_json(text: str, what: str = "input") -> Any:
     except (ValueError, ArithmeticError):  # an integer over 4300 digits, a decimal exponent out of range
         raise InputError(f"{what}: a number in the JSON is too large to read") from None
     # a surrogate can only come from the text itself or from a \\ud800-\\udfff escape in it
-    strings = not text.isascii() or _SURROGATE_ESCAPE.search(text) is not None
-    _check_depth(value, what, strings)
+    if _SURROGATE_ESCAPE.search(text) is not None or not _encodes(text):
+        _check_strings(value, what)
+    _check_depth(value, what, strings=False)
     return value
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_depth(value: Any, what: str, strings: bool = True) -> None:
@@ -116,15 +125,18 @@ def _check_depth(value: Any, what: str, strings: bool = True) -> None:
     """
     if strings:
         _check_strings(value, what)
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:  # containers only: a leaf cannot be deeper than its container's depth + 1
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth + 1 > MAX_DEPTH:  # a key or a value one level down (keys come with values)
-            raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    if isinstance(value, (dict, list)):
+        _check_nesting(value, 0, what)
+
+
+def _check_nesting(item: dict[str, Any] | list[Any], depth: int, what: str) -> None:
+    """Containers only: a leaf cannot be deeper than its container's depth + 1 (recursion stops at MAX_DEPTH)."""
+    children = item.values() if isinstance(item, dict) else item
+    if children and depth + 1 > MAX_DEPTH:  # a key or a value one level down (keys come with values)
+        raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
+    for child in children:
+        if isinstance(child, (dict, list)):
+            _check_nesting(child, depth + 1, what)
 
 
 def _check_strings(value: Any, what: str) -> None:
