@@ -169,6 +169,18 @@ OWL_RL_Datatypes = frozenset(_OWL_RL_DATATYPE_LIST)  # owlrl's is a list: ``in``
 BY_RULE = GKG.byRule
 
 
+def _no_literals(terms: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(t for t in terms if not isinstance(t, Literal))
+
+
+@dataclass
+class Closing:
+    """One patient's closure state: the datatypes in use (the guideline's included) and the terms given eq-ref."""
+
+    used: set[Any]
+    reflexive: set[Any]
+
+
 class DeltaClosure:
     """What owlrl adds to (closed guideline + patient triples) beyond the closed guideline, computed from the patient side."""
 
@@ -189,17 +201,23 @@ class DeltaClosure:
         self.by_predicate: dict[Any, tuple[Any, ...]] = {}
         for q in {*tbox.superproperties, *tbox.domains, *tbox.ranges, *tbox.inverses, *tbox.symmetric,
                   *tbox.transitive}:
-            self.by_predicate[q] = (tuple(tbox.superproperties.get(q, ())), tuple(tbox.domains.get(q, ())),
-                                    tuple(tbox.ranges.get(q, ())), tuple(tbox.inverses.get(q, ())),
+            # a literal never stands as a predicate (owlrl drops such triples): kept out of the tables
+            self.by_predicate[q] = (_no_literals(tbox.superproperties.get(q, ())), tuple(tbox.domains.get(q, ())),
+                                    tuple(tbox.ranges.get(q, ())), _no_literals(tbox.inverses.get(q, ())),
                                     q in tbox.symmetric, q in tbox.transitive)
+        # the terms whose eq-ref triple (x owl:sameAs x) the closed guideline holds
+        self.reflexive = frozenset(s for s, p, o in base if p == SAME_AS and s == o)
         self.disjoint: dict[Any, set[Any]] = {}
         for a, b in tbox.disjoint:
             self.disjoint.setdefault(a, set()).add(b)
 
     def _fire(self, t: Triple, have: set[Triple]) -> list[Triple]:
-        """What owlrl's rules derive from one triple (the closed T-box's side of each rule looked up per predicate)."""
+        """What owlrl's property and class rules derive from one triple (eq-ref is added by ``extend``).
+
+        The closed T-box's side of each rule is looked up per predicate.
+        """
         s, p, o = t
-        out = [(s, SAME_AS, s), (o, SAME_AS, o), (p, SAME_AS, p)]  # eq-ref
+        out: list[Triple] = []
         rules = self.by_predicate.get(p)
         if rules is not None:
             supers, domains, ranges, inverses, symmetric, transitive = rules
@@ -242,26 +260,52 @@ class DeltaClosure:
                 self._disjoint_memo[key] = disjoint
         yield from disjoint
 
-    def extend(self, triples: set[Triple], new: Iterable[Triple], used: set[Any]) -> set[Triple]:
-        """Close ``triples`` (the patient side, grown in place) after ``new`` were added; returns what was derived.
+    def start(self) -> "Closing":
+        """The state one patient's closure carries from one ``extend`` to the next."""
+        return Closing(set(self.base_datatypes), set())
 
-        ``used`` carries the datatypes in use from one call to the next for the same patient.
-        """
+    def extend(self, triples: set[Triple], new: Iterable[Triple], state: "Closing") -> set[Triple]:
+        """Close ``triples`` (the patient side, grown in place) after ``new`` were added; returns what was derived."""
         derived: set[Triple] = set()
         base = self.base
+        reflexive, seen = self.reflexive, state.reflexive
+        superclasses, type_rules = self.tbox.superclasses, self.by_predicate.get(TYPE)
         queue = list(new)
         added = list(queue)
+
+        def add(d: Triple) -> None:
+            if d not in triples and d not in base:
+                triples.add(d)
+                derived.add(d)
+                queue.append(d)
+                added.append(d)
+
         for _ in range(100):
             while queue:
                 t = queue.pop()
+                for x in t:  # eq-ref: x owl:sameAs x, once per term (a reflexive triple fires nothing new)
+                    if x not in reflexive and x not in seen:
+                        seen.add(x)
+                        d = (x, SAME_AS, x)
+                        if d not in triples and d not in base:
+                            triples.add(d)
+                            derived.add(d)
+                if t[1] is TYPE and type_rules is None:
+                    # cax-sco: the closed T-box's superclasses are transitive, so a type it derives derives no
+                    # further type, and rdf:type has no property rule here: added without going round again
+                    s = t[0]
+                    for c in superclasses.get(t[2], ()):
+                        d = (s, TYPE, c)
+                        if d not in triples and d not in base:
+                            triples.add(d)
+                            derived.add(d)
+                            added.append(d)
+                            if c not in reflexive and c not in seen:
+                                queue.append(d)  # for its eq-ref
+                    continue
                 for d in self._fire(t, triples):
-                    if d in triples or d in base or isinstance(d[1], Literal):
-                        continue
-                    triples.add(d)
-                    derived.add(d)
-                    queue.append(d)
-                    added.append(d)
-            queue = [d for d in set(self._datatypes(added, used)) if d not in triples and d not in base]
+                    add(d)
+            queue = [d for d in set(self._datatypes(added, state.used)) if d not in triples and d not in base]
             added = list(queue)
             for d in queue:
                 triples.add(d)
@@ -525,7 +569,7 @@ class FastEngine:
         added since its last evaluation: otherwise its answer, already added, cannot have changed.
         """
         data = Data(self.base_index, side)
-        used: set[Any] = set(self.delta.base_datatypes)
+        state = self.delta.start()
         clock = 0  # counts the batches of added triples
         changed: dict[Any, int] = {}  # read key -> the batch that last added a triple it matches
         seen_at: dict[str, int] = {}
@@ -542,7 +586,7 @@ class FastEngine:
             while True:
                 if pending:
                     clock += 1
-                    derived = self.delta.extend(triples, pending, used)
+                    derived = self.delta.extend(triples, pending, state)
                     for t in derived:
                         side.add(t)
                     note(derived)
