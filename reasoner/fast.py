@@ -35,16 +35,18 @@ on 1,000 patients on every run.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions
 from owlrl.XsdDatatypes import OWL_RL_Datatypes as _OWL_RL_DATATYPE_LIST
 from owlrl.AxiomaticTriples import OWLRL_Datatypes_Disjointness
-from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef, Variable
+from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef, Variable
 from rdflib.plugins.stores.memory import Memory
 from rdflib.store import Store
 
@@ -60,6 +62,7 @@ from reasoner.validate import SH, ShapeResult, unique, validate
 
 Triple = tuple[Any, Any, Any]
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+XSD_STRING_IRI = XSD.string
 CACHE_VERSION = "2"
 
 # T-box vocabulary the compiled rules understand; a closed guideline that uses any other
@@ -700,27 +703,24 @@ NODE_KINDS = {
 SEVERITY_NAMES = {SH.Violation: "Violation", SH.Warning: "Warning", SH.Info: "Info"}
 
 
+PYTHON_TYPES = {XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
+                XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: datetime.date, XSD.time: datetime.time,
+                XSD.dateTime: datetime.datetime}
+
+
 def _datatype_matches(value: Any, datatype: Any) -> bool:
     """pySHACL's sh:datatype test (DatatypeConstraintComponent), for one value node."""
-    import datetime as dt
-    from decimal import Decimal
-
-    from rdflib import XSD
-
     if not isinstance(value, Literal):
         return False
-    python = {XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
-              XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: dt.date, XSD.time: dt.time,
-              XSD.dateTime: dt.datetime}
     if value.datatype == datatype:
         if getattr(value, "ill_typed", None) is True:
             return False
     elif datatype == RDFS.Literal or (datatype == RDFS.Datatype and value.datatype):
         return True
-    elif not (value.datatype is None and value.language is None and datatype == XSD.string) and not (
+    elif not (value.datatype is None and value.language is None and datatype == XSD_STRING_IRI) and not (
             datatype == RDF.langString and value.language):
         return False
-    kind = python.get(datatype)
+    kind = PYTHON_TYPES.get(datatype)
     return kind is None or isinstance(value.value, kind)
 
 
@@ -794,6 +794,9 @@ class ShapeChecker:
             if any(self._focus_nodes(shape, [self.base])):
                 raise Unsupported(f"{shape.node}: the guideline itself holds focus nodes")
 
+    def _term(self, x: Any) -> Any:
+        return self.engine.interned.get(x, x)
+
     def _has_targets(self, node: Any) -> bool:
         return any(True for t in (SH.targetClass, SH.targetObjectsOf, SH.targetSubjectsOf, SH.targetNode)
                    for _ in self.shapes_graph.objects(node, t))
@@ -811,10 +814,10 @@ class ShapeChecker:
         path = g.value(node, SH.path)
         if path is not None:
             if isinstance(path, URIRef):
-                shape.path, shape.path_text = path, str(path)
+                shape.path, shape.path_text = self._term(path), str(path)
             elif g.value(path, RDF.first) is not None and all(isinstance(i, URIRef) for i in g.items(path)):
                 items = tuple(g.items(path))
-                shape.path, shape.path_text = items, " / ".join(str(i) for i in items)
+                shape.path, shape.path_text = tuple(map(self._term, items)), " / ".join(str(i) for i in items)
             else:
                 raise Unsupported(f"{node}: path {path}")
         shape.min_count = _int(g.value(node, SH.minCount))
@@ -823,7 +826,7 @@ class ShapeChecker:
         if shape.node_kind is not None and shape.node_kind not in NODE_KINDS:
             raise Unsupported(f"{node}: nodeKind {shape.node_kind}")
         allowed = g.value(node, SH["in"])
-        shape.allowed = frozenset(g.items(allowed)) if allowed is not None else None
+        shape.allowed = frozenset(map(self._term, g.items(allowed))) if allowed is not None else None
         shape.datatype = g.value(node, SH.datatype)
         for alternatives in g.objects(node, SH["or"]):
             shape.any_of.extend(self._shape(n) for n in g.items(alternatives))
@@ -841,10 +844,11 @@ class ShapeChecker:
             text = Plan(prepare_text(declared + str(g.value(constraint, SH.select))), self.engine.interned)
             shape.sparql.append((constraint, text, [m for m in g.objects(constraint, SH.message)
                                                     if isinstance(m, Literal)]))
-        shape.target_classes = list(g.objects(node, SH.targetClass))
-        shape.target_objects_of = list(g.objects(node, SH.targetObjectsOf))
-        shape.target_subjects_of = list(g.objects(node, SH.targetSubjectsOf))
-        shape.target_nodes = list(g.objects(node, SH.targetNode))
+        # the data's own term objects: index lookups then match by identity
+        shape.target_classes = [self._term(c) for c in g.objects(node, SH.targetClass)]
+        shape.target_objects_of = [self._term(p) for p in g.objects(node, SH.targetObjectsOf)]
+        shape.target_subjects_of = [self._term(p) for p in g.objects(node, SH.targetSubjectsOf)]
+        shape.target_nodes = [self._term(n) for n in g.objects(node, SH.targetNode)]
         if shape.path is not None and (shape.properties or not shape.messages):
             raise Unsupported(f"{node}: nested property shapes or no sh:message")
         return shape
@@ -870,7 +874,7 @@ class ShapeChecker:
         indexes = list(indexes)
         classes = self._target_classes(shape)
         for index in indexes:
-            typed = index.pos.get(RDF.type)
+            typed = index.pos.get(TYPE)
             if typed and classes:
                 for c in sorted(classes, key=str):
                     for s in typed.get(c, ()):

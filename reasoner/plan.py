@@ -1107,6 +1107,7 @@ class Plan:
             raise Unsupported("FROM / FROM NAMED")
         self.op = compiler.part(algebra.p)
         self.variables = [compiler.var(v) for v in OrderedDictGet(algebra, "PV") or []]
+        self._canonical = compiler.variables  # each variable as the one object the compiled query holds
         template = OrderedDictGet(algebra, "template")
         if self.kind == "ConstructQuery":
             if not template:
@@ -1115,32 +1116,53 @@ class Plan:
             if any(isinstance(x, BNode) for t in template for x in t):
                 raise Unsupported("blank nodes in a CONSTRUCT template")
         self.template: list[Triple] = template or []
+        # select and construct read only the projected variables of each solution (the template's
+        # are among them): a projection at the top is left out, not a dict per solution built
+        self._rows = self.op
+        top = algebra.p
+        if getattr(top, "name", None) == "Project" and all(
+                x in self.variables for t in self.template for x in t if isinstance(x, Variable)):
+            self._rows = compiler.part(OrderedDictGet(top, "p"))
+
+    def _init(self, bindings: Bindings | None) -> Bindings:
+        """The initial bindings keyed by the compiled query's own variable objects (lookups by identity)."""
+        if not bindings:
+            return {}
+        canonical = self._canonical
+        return {canonical.get(k, k): v for k, v in bindings.items()}
 
     def solutions(self, data: Data, bindings: Bindings | None = None) -> Iterator[Bindings]:
-        init = dict(bindings or {})
+        init = self._init(bindings)
         st = State(data, init, self.prologue)
         return iter(self.op(st, dict(init)))
 
     def select(self, data: Data, bindings: Bindings | None = None) -> list[tuple[Any, ...]]:
         """Rows of the projected variables, None where unbound (rdflib's ResultRow order)."""
-        init = dict(bindings or {})
+        init = self._init(bindings)
         variables = self.variables
-        return [tuple(row.get(v, init.get(v)) for v in variables) for row in self.solutions(data, init)]
+        rows = self._rows(State(data, init, self.prologue), dict(init))
+        if not any(v in init for v in variables):
+            return [tuple(map(row.get, variables)) for row in rows]
+        return [tuple(row.get(v, init.get(v)) for v in variables) for row in rows]
 
     def construct(self, data: Data, bindings: Bindings | None = None) -> set[Triple]:
         """rdflib's evalConstructQuery + _fillTemplate: a template triple with an unbound variable is left out."""
         out: set[Triple] = set()
-        template = self.template
-        init = dict(bindings or {})
-        for c in self.solutions(data, init):
-            for t in template:
-                filled = []
-                for x in t:
-                    if isinstance(x, Variable):
-                        x = c.get(x, init.get(x))
-                        if x is None:
-                            break
-                    filled.append(x)
+        init = self._init(bindings)
+        template = [tuple(init.get(x, x) if isinstance(x, Variable) else x for x in t) for t in self.template]
+        fill = [(t, [i for i, x in enumerate(t) if isinstance(x, Variable)]) for t in template]
+        for c in self._rows(State(data, init, self.prologue), dict(init)):
+            get = c.get
+            for t, slots in fill:
+                if not slots:
+                    out.add(t)
+                    continue
+                filled = list(t)
+                for i in slots:
+                    x = get(t[i])
+                    if x is None:
+                        break
+                    filled[i] = x
                 else:
                     out.add((filled[0], filled[1], filled[2]))
         return out
