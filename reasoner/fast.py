@@ -578,9 +578,13 @@ class FastEngine:
         seen_at: dict[str, int] = {}
 
         def note(added: Iterable[Triple]) -> None:
-            for t in added:
-                for key in _keys(t):
-                    changed[key] = clock
+            """Mark the read keys (see _reads) the added triples match as changed now."""
+            for _, p, o in added:
+                if p is TYPE:  # the engine's triples hold TYPE itself
+                    changed[(TYPE, o)] = clock
+                    changed[ANY_TYPE] = clock
+                else:
+                    changed[p] = clock
 
         note(triples)
         pending: set[Triple] = set(triples)
@@ -680,11 +684,6 @@ def _reads(algebra: Any) -> frozenset[Any] | None:
         else:
             keys.add(p)
     return frozenset(keys)
-
-
-def _keys(t: Triple) -> tuple[Any, ...]:
-    """The read keys a triple matches (see _reads)."""
-    return ((TYPE, t[2]), ANY_TYPE) if t[1] is TYPE else (t[1],)  # the engine's triples hold TYPE itself
 
 
 # ---- SHACL checks compiled from the shapes ----

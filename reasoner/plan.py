@@ -65,23 +65,27 @@ class Index:
         s, p, o = t
         by_p = self.spo.get(s)
         if by_p is None:
-            by_p = self.spo[s] = {}
-        objects = by_p.get(p)
-        if objects is None:
-            objects = by_p[p] = set()
-        if o in objects:
-            return
-        objects.add(o)
+            self.spo[s] = {p: {o}}
+        else:
+            objects = by_p.get(p)
+            if objects is None:
+                by_p[p] = {o}
+            elif o in objects:
+                return
+            else:
+                objects.add(o)
         self._nodes = None
         by_o = self.pos.get(p)
         if by_o is None:
-            by_o = self.pos[p] = {}
-            self.per_predicate[p] = 0
-        subjects = by_o.get(o)
-        if subjects is None:
-            subjects = by_o[o] = set()
-        subjects.add(s)
-        self.per_predicate[p] += 1
+            self.pos[p] = {o: {s}}
+            self.per_predicate[p] = 1
+        else:
+            subjects = by_o.get(o)
+            if subjects is None:
+                by_o[o] = {s}
+            else:
+                subjects.add(s)
+            self.per_predicate[p] += 1
         self.size += 1
 
     def objects(self, s: Any, p: Any) -> Iterable[Any]:
@@ -314,10 +318,13 @@ TRUE, FALSE = Literal(True), Literal(False)
 class Compiler:
     """Compiles one query's algebra (a private deep copy) into closures."""
 
-    def __init__(self, interned: dict[Any, Any] | None = None) -> None:
+    def __init__(self, interned: dict[Any, Any] | None = None, sets: bool = False) -> None:
         self.fresh = itertools.count()
         self.variables: dict[Any, Any] = {}
         self.interned = interned or {}  # constants as the data's own objects: dict lookups then skip __eq__
+        # only which solutions exist matters (CONSTRUCT, ASK), not how often: a join's right side
+        # need not be made distinct first (it changes only how many times a joined solution comes)
+        self.distinct: Callable[[Iterable[Bindings]], list[Bindings]] = list if sets else _distinct_list
 
     PATTERNS = {"BGP", "Filter", "Join", "LeftJoin", "Union", "Minus", "Extend", "ToMultiSet", "values",
                 "Project", "Distinct", "Reduced", "Slice", "OrderBy"}
@@ -437,15 +444,27 @@ class Compiler:
                 return self.expr(first)
             children = [(isinstance(x, (Variable, BNode)), self.expr(x)) for x in [first, *other]]
             conjunction = name == "ConditionalAndExpression"
+            # rdflib evaluates every operand first (an unbound variable raises at once, an erroring
+            # expression becomes an error value), then folds left to right. Past the last bare
+            # variable no operand can raise while evaluated: those are evaluated as the fold reaches
+            # them, and the ones after the fold's answer are not needed.
+            eager = max((i + 1 for i, (is_var, _) in enumerate(children) if is_var), default=0)
+            prefix = children[:eager]
+            rest = [f for _, f in children[eager:]]
+
+            def values(st: State, b: Bindings) -> Iterator[Any]:
+                yield from [f(st, b) if is_var else _captured(f, st, b) for is_var, f in prefix]
+                for f in rest:
+                    yield _captured(f, st, b)
 
             def logical(st: State, b: Bindings) -> Any:
-                # rdflib evaluates every operand first (an unbound variable raises at once, an
-                # erroring expression becomes an error value), then folds left to right
-                values = [f(st, b) if is_var else _captured(f, st, b) for is_var, f in children]
                 if conjunction:
-                    return TRUE if all(_ebv_value(x) for x in values) else FALSE
+                    for x in values(st, b):
+                        if not _ebv_value(x):
+                            return FALSE
+                    return TRUE
                 error = None
-                for x in values:
+                for x in values(st, b):
                     try:
                         if _ebv_value(x):
                             return TRUE
@@ -567,6 +586,7 @@ class Compiler:
 
     def _join(self, node: Any) -> Op:
         p1, p2 = self.part(node.p1), self.part(node.p2)
+        distinct = self.distinct
         if OrderedDictGet(node, "lazy"):
             def lazy(st: State, inp: Bindings) -> Iterator[Bindings]:
                 for a in p1(st, inp):
@@ -591,15 +611,15 @@ class Compiler:
                 if len(left) > 1 and all(any(k in vs and k not in common for k in left[0]) for vs in branches):
                     # every branch reads a variable the left solutions differ in: evaluate it per left solution
                     for x in left:
-                        for y in _distinct_list(p2(st, _thaw(st, x))):
+                        for y in distinct(p2(st, _thaw(st, x))):
                             yield {**x, **y}
                     return
-                right = _distinct_list(p2(st, _thaw(st, {**inp, **common})))
+                right = distinct(p2(st, _thaw(st, {**inp, **common})))
                 yield from _hash_join(left, right)
             return shared
 
         def hashed(st: State, inp: Bindings) -> Iterator[Bindings]:
-            right = _distinct_list(p2(st, inp))
+            right = distinct(p2(st, inp))
             for x in p1(st, inp):
                 for y in right:
                     if _compatible(x, y):
@@ -1100,7 +1120,7 @@ class Plan:
         algebra = copy.deepcopy(query.algebra)
         self.prologue = query.prologue
         self.kind = algebra.name
-        compiler = Compiler(interned)
+        compiler = Compiler(interned, sets=algebra.name in ("ConstructQuery", "AskQuery"))
         if self.kind not in ("SelectQuery", "ConstructQuery", "AskQuery"):
             raise Unsupported(f"query form {self.kind}")
         if OrderedDictGet(algebra, "datasetClause"):

@@ -68,6 +68,14 @@ CORNERS = {
     "distinct": "SELECT DISTINCT ?k WHERE { ?v ex:kind ?k }",
     "order by and limit": "SELECT ?v ?x WHERE { ?v ex:value ?x FILTER (isNumeric(?x)) } ORDER BY DESC(?x) LIMIT 2",
     "language and strings": """SELECT ?p ?s WHERE { ?p ex:name ?n BIND (CONCAT(?n, "!") AS ?s) }""",
+    # rdflib evaluates every operand of && and || before folding: an unbound variable raises even
+    # after the answer is known, an erroring operand past it does not matter
+    "and decided, then an unbound variable": """SELECT ?v WHERE { ?v ex:value ?x OPTIONAL { ?v ex:at ?t }
+        FILTER (!(?x > 100 && ?t)) }""",
+    "or decided, then an unbound variable": """SELECT ?v WHERE { ?v ex:value ?x OPTIONAL { ?v ex:at ?t }
+        FILTER (?x > 0 || ?t) }""",
+    "and decided before an error": """SELECT ?v WHERE { ?v ex:value ?x FILTER (!(?x < 0 && ?x > "a")) }""",
+    "or decided before an error": """SELECT ?v WHERE { ?v ex:value ?x FILTER (?x > 0 || ?x > "a") }""",
     "initial binding": "SELECT ?v ?x WHERE { ?p ex:vital ?v . ?v ex:value ?x }",
 }
 
