@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from types import MethodType
 from typing import Any
@@ -606,7 +607,7 @@ class Compiler:
                     return
                 common = dict(left[0])
                 for x in left[1:]:
-                    for k in [k for k, v in common.items() if x.get(k, _MISSING) != v]:
+                    for k in [k for k, v in common.items() if (w := x.get(k, _MISSING)) is not v and w != v]:
                         del common[k]
                 if len(left) > 1 and all(any(k in vs and k not in common for k in left[0]) for vs in branches):
                     # every branch reads a variable the left solutions differ in: evaluate it per left solution
@@ -773,23 +774,40 @@ def _hash_join(left: list[Bindings], right: list[Bindings]) -> Iterator[Bindings
     and bucketed on those values; a left solution meets only the right ones that agree on them,
     in the right side's order.
     """
-    in_all_left = [k for k in left[0] if all(k in x for x in left)]
-    groups: dict[tuple[Any, ...], dict[tuple[Any, ...], list[tuple[int, Bindings]]]] = {}
+    if len(left) > 1:
+        everywhere = set(left[0]).intersection(*left[1:])
+        in_all_left = tuple(k for k in left[0] if k in everywhere)
+    else:
+        in_all_left = tuple(left[0])
+    all_keys = frozenset(in_all_left)
+    groups: dict[tuple[Any, ...], dict[Any, list[tuple[int, Bindings]]]] = {}
+    getters: dict[tuple[Any, ...], Callable[[Bindings], Any]] = {}
     for i, y in enumerate(right):
-        keys = tuple(k for k in in_all_left if k in y)
-        groups.setdefault(keys, {}).setdefault(tuple(y[k] for k in keys), []).append((i, y))
+        keys = in_all_left if y.keys() >= all_keys else tuple(k for k in in_all_left if k in y)
+        getter = getters.get(keys)
+        if getter is None:
+            getter = getters[keys] = operator.itemgetter(*keys) if keys else _nothing
+        groups.setdefault(keys, {}).setdefault(getter(y), []).append((i, y))
+    if len(groups) == 1:
+        ((keys, buckets),) = groups.items()
+        getter = getters[keys]
+        for x in left:
+            for _, y in buckets.get(getter(x), ()):
+                if _compatible(x, y):
+                    yield {**x, **y}
+        return
     for x in left:
-        if len(groups) == 1:
-            ((keys, buckets),) = groups.items()
-            candidates = buckets.get(tuple(x[k] for k in keys), ())
-        else:
-            candidates = []
-            for keys, buckets in groups.items():
-                candidates.extend(buckets.get(tuple(x[k] for k in keys), ()))
-            candidates.sort(key=_first)
+        candidates = []
+        for keys, buckets in groups.items():
+            candidates.extend(buckets.get(getters[keys](x), ()))
+        candidates.sort(key=_first)
         for _, y in candidates:
             if _compatible(x, y):
                 yield {**x, **y}
+
+
+def _nothing(_: Any) -> tuple[()]:
+    return ()
 
 
 def _first(pair: tuple[int, Any]) -> int:

@@ -137,3 +137,73 @@ def test_a_tbox_with_a_functional_property_is_reported_unsupported() -> None:
     p = URIRef("https://example.org/p")
     assert TBox.of([(p, RDF.type, OWL.FunctionalProperty)]).unsupported
     assert TBox.of([(p, RDF.type, OWL.ObjectProperty), (Literal(1), RDF.type, p)]).unsupported == []
+
+
+# ---- skipping a rule whose inputs did not change ----
+
+
+def _closures(engine: FastEngine, guideline: Guideline, texts: list[str]) -> list[frozenset]:
+    out = []
+    for i, text in enumerate(texts):
+        patient = parse_patient(guideline, text, "json", f"patient {i}")
+        own = engine.own(patient)
+        if any(r.severity == "Violation" for r in engine.validate_asserted(patient, own)):
+            continue
+        triples, side = engine.load(patient, own)
+        out.append(frozenset(engine.infer(triples, side)))
+    return out
+
+
+def test_skipping_unchanged_rules_gives_the_closure_of_evaluating_every_rule_every_pass(
+        loaded_guideline: Guideline) -> None:
+    """Every branch of the cohort: the read keys (guards included) never skip a rule that would conclude more."""
+    from benchmarks.cohort import BRANCHES as ALL_BRANCHES
+
+    texts, seen = [], set()
+    for bundle in generate(4000, seed=11):
+        if branch_of(bundle) not in seen:
+            seen.add(branch_of(bundle))
+            texts.append(json.dumps(bundle))
+    assert {b.name for b in ALL_BRANCHES} <= seen
+    skipping = FastEngine(loaded_guideline)
+    assert skipping.guarded  # the guideline's rules do read guarded patterns
+    everything = FastEngine(loaded_guideline)
+    everything.reads = {name: None for name in everything.reads}  # None: evaluated on every pass
+    assert _closures(skipping, loaded_guideline, texts) == _closures(everything, loaded_guideline, texts)
+
+
+def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
+    from rdflib.plugins.sparql import prepareQuery
+
+    from reasoner.fast import ANY_TYPE, GUARDED, _reads
+
+    def reads(where: str) -> frozenset:
+        query = prepareQuery("PREFIX ex: <http://example.org/> CONSTRUCT { ?s ex:out ?c } WHERE { " + where + " }")
+        keys = _reads(query.algebra)
+        assert keys is not None
+        return keys
+
+    def guards(keys: frozenset, predicate: str) -> list:
+        """(subject guard, object guard) of the guarded keys of a predicate, as sets of sets of (IRI, position)."""
+        def plain(guard):
+            return None if guard is None else {frozenset((str(p), pos) for p, pos in alt) for alt in guard}
+        return [(plain(k[2]), plain(k[3])) for k in keys if k[0] == GUARDED and str(k[1]) == predicate]
+
+    ex, rdf_type = "http://example.org/", "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+    has, shows, concept = {frozenset({(ex + "has", "o")})}, {frozenset({(ex + "shows", "o")})}, \
+        {frozenset({(ex + "concept", "s")})}
+    keys = reads("?p ex:has ?s . ?s a ?c ; ex:concept ?k")
+    assert guards(keys, rdf_type) == [({frozenset({(ex + "has", "o"), (ex + "concept", "s")})}, None)]
+    assert guards(keys, ex + "concept") == [(has, None)]
+    assert guards(keys, ex + "has") == [(None, {frozenset({(ex + "concept", "s")})})]
+    # through a join with a union: every branch must guard, one alternative each
+    assert guards(reads("{ ?p ex:has ?s } UNION { ?r ex:shows ?s } ?s a ?c"), rdf_type) == [(has | shows, None)]
+    # a branch that does not bind ?s, an OPTIONAL, NOT EXISTS or MINUS guards nothing outside itself
+    assert ANY_TYPE in reads("{ ?p ex:has ?s } UNION { ?p ex:other ?q } ?s a ?c")
+    assert ANY_TYPE in reads("?p ex:has ?x OPTIONAL { ?s a ?c } ?p ex:has ?s")
+    assert ANY_TYPE in reads("?p ex:has ?s FILTER NOT EXISTS { ?s a ?c }")
+    assert ANY_TYPE in reads("?p ex:has ?s MINUS { ?s a ?c }")
+    assert ex + "concept" in {str(k) for k in reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c }")}
+    assert guards(reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c . ?c ex:key ?k }"), ex + "concept") == [
+        (None, {frozenset({(ex + "key", "s")})})]
+    assert _reads(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
