@@ -210,6 +210,8 @@ class DeltaClosure:
                                     q in tbox.symmetric, q in tbox.transitive)
         # the terms whose eq-ref triple (x owl:sameAs x) the closed guideline holds
         self.reflexive = frozenset(s for s, p, o in base if p == SAME_AS and s == o)
+        # eq-ref as triples come in, or once at the end (see eq_ref); set by the engine
+        self.eq_ref_now = True
         self.disjoint: dict[Any, set[Any]] = {}
         for a, b in tbox.disjoint:
             self.disjoint.setdefault(a, set()).add(b)
@@ -273,6 +275,7 @@ class DeltaClosure:
         base = self.base
         reflexive, seen = self.reflexive, state.reflexive
         superclasses, type_rules = self.tbox.superclasses, self.by_predicate.get(TYPE)
+        eq_ref_now = self.eq_ref_now
         queue = list(new)
         added = list(queue)
 
@@ -286,7 +289,7 @@ class DeltaClosure:
         for _ in range(100):
             while queue:
                 t = queue.pop()
-                for x in t:  # eq-ref: x owl:sameAs x, once per term (a reflexive triple fires nothing new)
+                for x in t if eq_ref_now else ():  # eq-ref: x owl:sameAs x, once per term (fires nothing new)
                     if x not in reflexive and x not in seen:
                         seen.add(x)
                         d = (x, SAME_AS, x)
@@ -303,7 +306,7 @@ class DeltaClosure:
                             triples.add(d)
                             derived.add(d)
                             added.append(d)
-                            if c not in reflexive and c not in seen:
+                            if eq_ref_now and c not in reflexive and c not in seen:
                                 queue.append(d)  # for its eq-ref
                     continue
                 for d in self._fire(t, triples):
@@ -316,6 +319,17 @@ class DeltaClosure:
             if not queue:
                 break
         return derived
+
+    def eq_ref(self, triples: set[Triple]) -> list[Triple]:
+        """eq-ref (x owl:sameAs x) for every term of ``triples`` the closed guideline does not give it to.
+
+        When nothing reads owl:sameAs while the rules run (``eq_ref_now`` false), ``extend``
+        leaves these out and they are added once, here, at the end: an eq-ref triple fires no
+        OWL-RL rule the engine compiles (owl:sameAs has no property rule in the T-box tables).
+        """
+        terms = {x for t in triples for x in t}
+        terms.difference_update(self.reflexive)
+        return [d for d in ((x, SAME_AS, x) for x in terms) if d not in triples]
 
     def disjointness_clash(self, triples: set[Triple]) -> bool:
         """Would owlrl report a cax-dw inconsistency (it then adds error triples we do not compute)?"""
@@ -502,6 +516,10 @@ class FastEngine:
         # read keys with the engine's term objects, one object per key (lookups by identity)
         one: dict[Any, Any] = {}
         self.reads = {r.name: _reads(r.query.prepared().algebra, self.interned, one) for r in self.rules}
+        # eq-ref triples can wait for the end of the rules unless a rule reads owl:sameAs (or anything)
+        self.delta.eq_ref_now = SAME_AS in self.delta.by_predicate or any(
+            keys is None or any(k == SAME_AS or (isinstance(k, tuple) and k[1] == SAME_AS) for k in keys)
+            for keys in self.reads.values())
         self.guarded: dict[Any, list[tuple[Any, ...]]] = {}  # predicate -> the guarded keys reading it
         for key in one.values():
             if isinstance(key, tuple) and key[0] == GUARDED:
@@ -633,6 +651,10 @@ class FastEngine:
                     added += len(new)
                 if added == 0:
                     break
+        if not self.delta.eq_ref_now:
+            for t in self.delta.eq_ref(triples):
+                triples.add(t)
+                side.add(t)
         return triples
 
     def _apply(self, rule: Rule, data: Data, triples: set[Triple], side: Index) -> set[Triple]:

@@ -32,7 +32,7 @@ from rdflib.plugins.sparql.evalutils import _val
 from rdflib.plugins.sparql.operators import EBV, XSD_DTs, string
 from rdflib.plugins.sparql.parserutils import CompValue, Expr, value
 from rdflib.plugins.sparql.sparql import FrozenBindings, NotBoundError, QueryContext, SPARQLError
-from rdflib.term import Node
+from rdflib.term import _NUMERIC_LITERAL_TYPES, Node
 
 import reasoner.algebra  # noqa: F401  (registers the reducers copy.deepcopy needs)
 
@@ -311,6 +311,13 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     ">": lambda x, y: x.__gt__(y), "<": lambda x, y: x.__lt__(y), "=": lambda x, y: x.eq(y),
     "!=": lambda x, y: x.neq(y), ">=": lambda x, y: x.__ge__(y), "<=": lambda x, y: x.__le__(y)}
 TRUE, FALSE = Literal(True), Literal(False)
+# rdflib's Literal comparisons of two well-typed numeric literals come down to these on their values
+# (__gt__ and eq compare values; __lt__ is neither, __ge__ and __le__ either or equal)
+NUMERIC_TYPES = frozenset(_NUMERIC_LITERAL_TYPES)
+NUMERIC_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": lambda a, b: a > b, "=": lambda a, b: a == b, "!=": lambda a, b: not a == b,
+    "<": lambda a, b: not a > b and not a == b, ">=": lambda a, b: a > b or a == b,
+    "<=": lambda a, b: (not a > b and not a == b) or a == b}
 
 
 # ---- the compiler ----
@@ -428,12 +435,18 @@ class Compiler:
                         and y.datatype is not None and y.datatype not in XSD_DTs):
                     raise SPARQLError("Can only do =,!= comparisons of non-XSD Literals")
                 try:
-                    r = compare(x, y)
+                    if type(x) is Literal and type(y) is Literal and x.datatype in NUMERIC_TYPES \
+                            and y.datatype in NUMERIC_TYPES and not x.ill_typed and not y.ill_typed \
+                            and x.value is not None and y.value is not None:
+                        r = numeric(x.value, y.value)  # Literal's own numeric fast path, without its tuple scans
+                    else:
+                        r = compare(x, y)
                     if r == NotImplemented:
                         raise SPARQLError("Error when comparing")
                 except TypeError as te:
                     raise SPARQLError(*te.args) from None
                 return TRUE if r else FALSE
+            numeric = NUMERIC_COMPARISONS[op]
             return relational
         if name == "UnaryNot":
             inner = self.expr(OrderedDictGet(e, "expr"))
