@@ -520,10 +520,8 @@ class FastEngine:
         self.delta.eq_ref_now = SAME_AS in self.delta.by_predicate or any(
             keys is None or any(k == SAME_AS or (isinstance(k, tuple) and k[1] == SAME_AS) for k in keys)
             for keys in self.reads.values())
-        self.guarded: dict[Any, list[tuple[Any, ...]]] = {}  # predicate -> the guarded keys reading it
-        for key in one.values():
-            if isinstance(key, tuple) and key[0] == GUARDED:
-                self.guarded.setdefault(key[1], []).append(key)
+        self.rule_guards = {name: sorted((k for k in keys or () if isinstance(k, tuple) and k[0] == GUARDED), key=repr)
+                            for name, keys in self.reads.items()}
 
     def _intern_base(self, t: Triple) -> Triple:
         setdefault = self.interned.setdefault
@@ -601,7 +599,11 @@ class FastEngine:
         changed: dict[Any, int] = {}  # read key -> the batch that last added a triple it matches
         seen_at: dict[str, int] = {}
 
-        guarded, base = self.guarded, self.base_index
+        base = self.base_index
+        # the guarded keys worth working out: those of the rules of this stratum evaluated so far (a
+        # change before a rule's first evaluation, or to a rule of a stratum done, decides nothing)
+        guarded: dict[Any, list[tuple[Any, ...]]] = {}
+        live: set[tuple[Any, ...]] = set()
 
         def note(added: Iterable[Triple]) -> None:
             """Mark the read keys (see _reads) the added triples match as changed now."""
@@ -629,6 +631,8 @@ class FastEngine:
         pending: set[Triple] = set(triples)
         for stratum in self.strata:
             rules = [r for r in self.rules if r.stratum == stratum]
+            guarded.clear()
+            live.clear()
             while True:
                 if pending:
                     clock += 1
@@ -643,6 +647,11 @@ class FastEngine:
                     reads = self.reads[rule.name]
                     if since is not None and reads is not None and all(changed.get(k, -1) < since for k in reads):
                         continue
+                    if since is None:
+                        for key in self.rule_guards[rule.name]:
+                            if key not in live:
+                                live.add(key)
+                                guarded.setdefault(key[1], []).append(key)
                     clock += 1
                     seen_at[rule.name] = clock
                     new = self._apply(rule, data, triples, side)

@@ -166,7 +166,7 @@ def test_skipping_unchanged_rules_gives_the_closure_of_evaluating_every_rule_eve
             texts.append(json.dumps(bundle))
     assert {b.name for b in ALL_BRANCHES} <= seen
     skipping = FastEngine(loaded_guideline)
-    assert skipping.guarded  # the guideline's rules do read guarded patterns
+    assert any(skipping.rule_guards.values())  # the guideline's rules do read guarded patterns
     everything = FastEngine(loaded_guideline)
     everything.reads = {name: None for name in everything.reads}  # None: evaluated on every pass
     assert _closures(skipping, loaded_guideline, texts) == _closures(everything, loaded_guideline, texts)
