@@ -43,6 +43,7 @@ from benchmarks.cohort import generate
 from reasoner.batch import Unit, _results
 from reasoner.cache import cache_dir
 from reasoner.engine import Reasoned, ReferenceEngine, run_rules
+from reasoner.engines import settle
 from reasoner.fast import FastEngine, PatientView
 from reasoner.guideline import Guideline
 from reasoner.patient import parse_patient
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = FastEngine(guideline)
     warm_up = time.perf_counter() - start
     run_fast(guideline, engine, texts[:5])  # warm caches
+    settle()  # as a batch worker does (reasoner.engines.settle)
 
     reports, stages, latencies = run_fast(guideline, engine, texts)
     fast_total = sum(latencies)

@@ -188,6 +188,14 @@ def _init_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
     _STATE.update(guideline=guideline, engine=make_engine(guideline, engine_name), fmt=fmt, out=out)
 
 
+def _init_settled_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
+    """A worker process: the engine loaded, then out of the garbage collector's way for the worker's life."""
+    from reasoner.engines import settle
+
+    _init_worker(engine_name, fmt, out)
+    settle()
+
+
 def report_path(out: Path, name: str, fmt: str) -> Path:
     return out / f"{name}{EXTENSIONS[fmt]}"
 
@@ -268,12 +276,15 @@ def _clean_partial_writes(out: Path) -> None:
 def _results(units: Iterator[Unit], jobs: int, init: tuple[Any, ...]) -> Iterator[Outcome]:
     """Outcomes in input order; at most ``jobs * WINDOW_PER_JOB`` patients in flight."""
     if jobs <= 1:
+        from reasoner.engines import settled
+
         _init_worker(*init)
-        for unit in units:
-            yield _process(unit)
+        with settled():
+            for unit in units:
+                yield _process(unit)
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=init) as pool:
+    with context.Pool(jobs, initializer=_init_settled_worker, initargs=init) as pool:
         pending: collections.deque[Any] = collections.deque()
         for unit in units:
             pending.append(pool.apply_async(_process, (unit,)))

@@ -44,7 +44,7 @@ from typing import Any
 
 from reasoner import resources
 from reasoner.engine import Engine
-from reasoner.engines import make_engine
+from reasoner.engines import make_engine, settle
 from reasoner.foreground import serve_until_stopped
 from reasoner.errors import GuidelineError, InputError
 from reasoner.fhir import BundleReader, load_json
@@ -714,6 +714,7 @@ def serve_cds(args: argparse.Namespace) -> int:
     if not token and not _loopback(host):
         raise InputError(f"serving CDS Hooks on {host} needs a bearer token (--token or ${TOKEN_VARIABLE})")
     service = CdsService.load(getattr(args, "engine", None), token, getattr(args, "cors", None))
+    settle()  # the service process lives on: what it loaded stays out of the collector's way
     try:
         server = make_server(service, host, 8080 if port is None else int(port))
     except OSError as exc:

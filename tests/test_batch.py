@@ -158,3 +158,23 @@ def test_a_batch_killed_with_sigkill_and_started_again_ends_with_every_report_on
     assert names == sorted(f"line-{i:07d}.json" for i in range(1, n + 1))  # no temporary file left either
     for path in out.iterdir():
         assert json.loads(path.read_text(encoding="utf-8"))["report_version"] == "1"
+
+
+def test_a_batch_in_this_process_freezes_what_it_loaded_only_while_it_runs() -> None:
+    """Workers keep the loaded engine out of the cyclic GC's way for good; in-process runs hand it back."""
+    import gc
+
+    from reasoner.batch import Unit, _results
+
+    text = json.dumps(next(iter(generate(1, 3))))
+    frozen_during = []
+
+    def units():
+        frozen_during.append(gc.get_freeze_count())
+        yield Unit(0, "one", text=text)
+
+    before = gc.get_freeze_count()
+    outcomes = list(_results(units(), 1, ("fast", "json", None)))
+    assert outcomes and outcomes[0].line
+    assert frozen_during[0] > before  # the guideline and engine objects, frozen while patients run
+    assert gc.get_freeze_count() == before
