@@ -16,7 +16,9 @@ four times per patient and runs every query in rdflib over ~10,000 triples. Here
   compiled plans (``reasoner.plan``: rdflib's own algebra of each query, evaluated step for step
   as rdflib evaluates it, expressions by rdflib's operators) over two indexes: the closed
   guideline, built once, and the patient's triples. A rule is evaluated again only when a triple
-  it can read was added since; a query the compiler does not cover runs in rdflib;
+  was added since that can complete one of its patterns (its predicate or class, and the other
+  edges the pattern's subject and object must have: ``_reads``); a query the compiler does not
+  cover runs in rdflib;
 * the shapes are parsed once into direct checks (``ShapeChecker``: targets, core constraints,
   SPARQL constraints as compiled plans, messages filled in as pySHACL fills them); shapes using
   SHACL beyond that subset are validated with pySHACL on the patient's triples plus the guideline
@@ -590,8 +592,8 @@ class FastEngine:
         """The reference's run_rules: per stratum, closure then every rule, until a pass adds nothing.
 
         ``triples`` (the patient's, indexed in ``side``) grows in place and is returned. A rule is
-        evaluated again only when a triple it can read (by predicate, or by class for rdf:type) was
-        added since its last evaluation: otherwise its answer, already added, cannot have changed.
+        evaluated again only when a triple that can complete one of its patterns (see ``_reads``)
+        was added since its last evaluation: otherwise its answer, already added, cannot have changed.
         """
         data = Data(self.base_index, side)
         state = self.delta.start()

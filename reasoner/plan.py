@@ -6,10 +6,12 @@ rdflib's own evaluator (``rdflib.plugins.sparql.evaluate``) does it, step for st
 push bindings into their right side, non-lazy joins hash the right side, OPTIONAL re-checks
 without outer bindings, FILTER and BIND forget the bindings pushed in from outside their
 group, (NOT) EXISTS sees the bindings of its filter. What changes is the data access: patterns
-are matched against two dictionaries indexes (the closed guideline, built once, and the
-patient's side, grown as rules conclude) instead of an rdflib store, and no FrozenBindings or
-QueryContext is built per step. Expressions are evaluated by rdflib's own operators, so a
-comparison, a cast or an error means here what it means in the reference engine.
+are matched against two dictionary indexes (the closed guideline, built once, and the
+patient's side, grown as rules conclude) instead of an rdflib store, by Python loops generated
+per basic graph pattern and call shape (``_BGP``), and no FrozenBindings or QueryContext is
+built per step. Expressions are evaluated by rdflib's own operators, or where re-implemented
+(BOUND, IF, STR, CONCAT, IRI, &&, ||, !, comparisons) with the same argument evaluation and
+error cases, so a comparison, a cast or an error means here what it means in the reference engine.
 
 Anything the compiler does not cover (aggregates, GRAPH, SERVICE, property paths, blank nodes in
 a CONSTRUCT template) raises ``Unsupported`` at load time; the caller then evaluates that query
@@ -964,10 +966,10 @@ class _BGP:
         known = set(entry)
         depth = 1
         for i in side_part:
-            depth = source.pattern(lines, self.patterns[i], known, depth, "")
+            depth = source.pattern(lines, self.patterns[i], known, depth)
         if guideline_part:
             reads = [v for v in self.variables if v in known and any(v in self._vars_of(i) for i in guideline_part)]
-            suffix = self._suffix(guideline_part, reads, counts)
+            suffix = self._suffix(guideline_part, reads)
             free = [v for v in self.variables if v not in known and any(v in self._vars_of(i) for i in guideline_part)]
             pad = "    " * depth
             values = "".join(source.local(v) + ", " for v in reads)
@@ -980,7 +982,7 @@ class _BGP:
         lines.append("    " * depth + ("yield {**b, " + added + "}" if added else "yield dict(b)"))
         return source.function("\n".join(lines), "run")
 
-    def _suffix(self, order: list[int], reads: list[Any], counts: list[int]) -> Callable[..., Iterator[tuple[Any, ...]]]:
+    def _suffix(self, order: list[int], reads: list[Any]) -> Callable[..., Iterator[tuple[Any, ...]]]:
         """The generated loops of the guideline-only patterns over the guideline index alone: tuples of what they bind."""
         source = _Source(self.variables)
         args = "".join(", " + source.local(v) for v in reads)
@@ -990,7 +992,7 @@ class _BGP:
         known = set(reads)
         depth = 1
         for i in order:
-            depth = source.pattern(lines, self.patterns[i], known, depth, "")
+            depth = source.pattern(lines, self.patterns[i], known, depth)
         free = [v for v in self.variables if v in known and v not in reads]
         lines.append("    " * depth + "yield (" + "".join(source.local(v) + ", " for v in free) + ")")
         return source.function("\n".join(lines), "suffix")
@@ -1037,7 +1039,7 @@ class _Source:
             self.globals[name] = x
         return name
 
-    def pattern(self, lines: list[str], pattern: tuple[Any, ...], known: set[Any], depth: int, _: str) -> int:
+    def pattern(self, lines: list[str], pattern: tuple[Any, ...], known: set[Any], depth: int) -> int:
         """Append the loop (or test) matching one pattern; returns the new depth. ``known`` grows by what it binds."""
         s, p, o, sv, pv, ov = pattern
         pad = "    " * depth
