@@ -868,18 +868,13 @@ def _satisfies(node: Any, guard: Guard, base: Index, side: Index) -> bool:
     """Has ``node`` the edges of one of the guard's alternatives, in either index?"""
     for alternative in guard:
         for p, position in alternative:
-            if position == "s":
-                edges = base.spo.get(node)
-                if edges is None or p not in edges:
-                    edges = side.spo.get(node)
-                    if edges is None or p not in edges:
-                        break
-            else:
-                edges = base.pos.get(p)
-                if edges is None or node not in edges:
-                    edges = side.pos.get(p)
-                    if edges is None or node not in edges:
-                        break
+            subject = position == "s"
+            for index in (base, side):
+                edges = index.spo.get(node) if subject else index.pos.get(p)
+                if edges is not None and (p if subject else node) in edges:
+                    break
+            else:  # neither index has the edge: not this alternative
+                break
         else:
             return True
     return False
