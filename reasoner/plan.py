@@ -1146,6 +1146,12 @@ def _exists(self: Any, ctx: FrozenBindings) -> Literal:
 # ---- compiled queries ----
 
 
+def _fill_template(template: list[Triple], init: Bindings) -> list[tuple[Triple, list[int]]]:
+    """Each template triple with the initial bindings put in, and the positions of the variables left."""
+    filled = [tuple(init.get(x, x) if isinstance(x, Variable) else x for x in t) for t in template]
+    return [(t, [i for i, x in enumerate(t) if isinstance(x, Variable)]) for t in filled]
+
+
 class Plan:
     """A compiled SELECT, CONSTRUCT or ASK query."""
 
@@ -1173,9 +1179,12 @@ class Plan:
         # are among them): a projection at the top is left out, not a dict per solution built
         self._rows = self.op
         top = algebra.p
-        if getattr(top, "name", None) == "Project" and all(
-                x in self.variables for t in self.template for x in t if isinstance(x, Variable)):
-            self._rows = compiler.part(OrderedDictGet(top, "p"))
+        if getattr(top, "name", None) == "Project":
+            projected = {compiler.var(v) for v in OrderedDictGet(top, "PV") or []}
+            if all(x in projected for t in self.template for x in t if isinstance(x, Variable)):
+                self._rows = compiler.part(OrderedDictGet(top, "p"))
+        # the template with where each variable stands, for construct without initial bindings
+        self._fill = _fill_template(self.template, {})
 
     def _init(self, bindings: Bindings | None) -> Bindings:
         """The initial bindings keyed by the compiled query's own variable objects (lookups by identity)."""
@@ -1202,8 +1211,7 @@ class Plan:
         """rdflib's evalConstructQuery + _fillTemplate: a template triple with an unbound variable is left out."""
         out: set[Triple] = set()
         init = self._init(bindings)
-        template = [tuple(init.get(x, x) if isinstance(x, Variable) else x for x in t) for t in self.template]
-        fill = [(t, [i for i, x in enumerate(t) if isinstance(x, Variable)]) for t in template]
+        fill = _fill_template(self.template, init) if init else self._fill
         for c in self._rows(State(data, init, self.prologue), dict(init)):
             get = c.get
             for t, slots in fill:
