@@ -210,6 +210,11 @@ class DeltaClosure:
             self.by_predicate[q] = (_no_literals(tbox.superproperties.get(q, ())), tuple(tbox.domains.get(q, ())),
                                     tuple(tbox.ranges.get(q, ())), _no_literals(tbox.inverses.get(q, ())),
                                     q in tbox.symmetric, q in tbox.transitive)
+        # prp-dom and prp-rng with cax-sco after them: a domain or range class with its superclasses
+        self.closed_types: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
+            q: tuple(tuple(dict.fromkeys(x for c in classes for x in (c, *tbox.superclasses.get(c, ()))))
+                     for classes in (rules[1], rules[2]))
+            for q, rules in self.by_predicate.items()}
         # the terms whose eq-ref triple (x owl:sameAs x) the closed guideline holds
         self.reflexive = frozenset(s for s, p, o in base if p == SAME_AS and s == o)
         # eq-ref as triples come in, or once at the end (see eq_ref); set by the engine
@@ -218,10 +223,11 @@ class DeltaClosure:
         for a, b in tbox.disjoint:
             self.disjoint.setdefault(a, set()).add(b)
 
-    def _fire(self, t: Triple, have: set[Triple]) -> list[Triple]:
+    def _fire(self, t: Triple, have: set[Triple], types: bool = True) -> list[Triple]:
         """What owlrl's property and class rules derive from one triple (eq-ref is added by ``extend``).
 
-        The closed T-box's side of each rule is looked up per predicate.
+        The closed T-box's side of each rule is looked up per predicate; ``types=False`` leaves
+        out prp-dom and prp-rng (``extend`` adds those with their superclasses at once).
         """
         s, p, o = t
         out: list[Triple] = []
@@ -229,8 +235,9 @@ class DeltaClosure:
         if rules is not None:
             supers, domains, ranges, inverses, symmetric, transitive = rules
             out.extend((s, q, o) for q in supers)  # prp-spo1 (prp-eqp via scm-eqp in the closed T-box)
-            out.extend((s, TYPE, c) for c in domains)  # prp-dom
-            out.extend((o, TYPE, c) for c in ranges)  # prp-rng
+            if types:
+                out.extend((s, TYPE, c) for c in domains)  # prp-dom
+                out.extend((o, TYPE, c) for c in ranges)  # prp-rng
             out.extend((o, q, s) for q in inverses)  # prp-inv1, prp-inv2
             if symmetric:  # prp-symp
                 out.append((o, p, s))
@@ -278,6 +285,8 @@ class DeltaClosure:
         reflexive, seen = self.reflexive, state.reflexive
         superclasses, type_rules = self.tbox.superclasses, self.by_predicate.get(TYPE)
         eq_ref_now = self.eq_ref_now
+        settled = type_rules is None and not eq_ref_now  # a type triple needs no round of its own
+        closed_types = self.closed_types
         queue = list(new)
         added = list(queue)
 
@@ -311,7 +320,18 @@ class DeltaClosure:
                             if eq_ref_now and c not in reflexive and c not in seen:
                                 queue.append(d)  # for its eq-ref
                     continue
-                for d in self._fire(t, triples):
+                if settled:
+                    # prp-dom, prp-rng and cax-sco at once: their types derive no further type (as above)
+                    domains_ranges = closed_types.get(t[1])
+                    if domains_ranges is not None:
+                        for subject, classes in zip((t[0], t[2]), domains_ranges):
+                            for c in classes:
+                                d = (subject, TYPE, c)
+                                if d not in triples and d not in base:
+                                    triples.add(d)
+                                    derived.add(d)
+                                    added.append(d)
+                for d in self._fire(t, triples, types=not settled):
                     add(d)
             queue = [d for d in set(self._datatypes(added, state.used)) if d not in triples and d not in base]
             added = list(queue)
