@@ -590,7 +590,7 @@ class FastEngine:
         if self.asserted_checker is not None:
             own = own if own is not None else self.own(patient)
             side = [t for t in own if t not in self.asserted_base]
-            return unique(self.asserted_checker.check(Data(self.asserted_index, Index(side))))
+            return unique(self.asserted_checker.check(Index(side)))
         data = Graph()
         for t in self.asserted_guideline:
             data.add(t)
@@ -600,7 +600,7 @@ class FastEngine:
 
     def validate_inferred(self, triples: set[Triple], side: Index) -> list[ShapeResult]:
         if self.inferred_checker is not None:
-            return unique(self.inferred_checker.check(Data(self.base_index, side)))
+            return unique(self.inferred_checker.check(side))
         data = Graph()
         for t in self.inferred_guideline:
             data.add(t)
@@ -959,26 +959,12 @@ class _Shape:
     target_nodes: list[Any] = field(default_factory=list)
 
 
-class _Data:
-    """The data graph of one validation: the guideline part (indexed once) and the patient's side."""
-
-    def __init__(self, base: Index, side: Index) -> None:
-        self.base = base
-        self.side = side
-
-    def objects(self, s: Any, p: Any) -> list[Any]:
-        out: list[Any] = []
-        for index in (self.base, self.side):
-            by_p = index.spo.get(s)
-            if by_p:
-                out.extend(by_p.get(p, ()))
-        return out
-
-    def values(self, focus: Any, path: Any) -> set[Any]:
-        nodes = {focus}
-        for p in path if isinstance(path, tuple) else (path,):
-            nodes = {o for n in nodes for o in self.objects(n, p)}
-        return nodes
+def _values(data: Data, focus: Any, path: Any) -> set[Any]:
+    """The value nodes of a predicate or sequence path from ``focus``."""
+    nodes = {focus}
+    for p in path if isinstance(path, tuple) else (path,):
+        nodes = {o for n in nodes for o in data.objects(n, p)}
+    return nodes
 
 
 class ShapeChecker:
@@ -1112,25 +1098,25 @@ class ShapeChecker:
                 seen.add(n)
                 yield n
 
-    def check(self, sparql_data: Data) -> list[ShapeResult]:
-        """The results for the patient's side of ``sparql_data`` (its last index) over this checker's guideline part."""
-        data = _Data(self.base, sparql_data.indexes[-1])
+    def check(self, side: Index) -> list[ShapeResult]:
+        """The results for a patient's triples (``side``) over this checker's guideline index."""
+        data = Data(self.base, side)
         results: list[ShapeResult] = []
         for shape in self.roots:  # the guideline holds no focus node (checked when built): the patient's side only
-            for focus in list(self._focus_nodes(shape, [data.side])):
-                results.extend(self._validate(shape, focus, data, sparql_data))
+            for focus in list(self._focus_nodes(shape, [side])):
+                results.extend(self._validate(shape, focus, data))
         return results
 
-    def _conforms(self, shape: _Shape, focus: Any, data: _Data, sparql_data: Data) -> bool:
-        return not self._validate(shape, focus, data, sparql_data)
+    def _conforms(self, shape: _Shape, focus: Any, data: Data) -> bool:
+        return not self._validate(shape, focus, data)
 
-    def _validate(self, shape: _Shape, focus: Any, data: _Data, sparql_data: Data) -> list[ShapeResult]:
+    def _validate(self, shape: _Shape, focus: Any, data: Data) -> list[ShapeResult]:
         results: list[ShapeResult] = []
         if shape.path is None:
             for prop in shape.properties:
-                results.extend(self._validate(prop, focus, data, sparql_data))
+                results.extend(self._validate(prop, focus, data))
             for node in shape.nodes:
-                if not self._conforms(node, focus, data, sparql_data):
+                if not self._conforms(node, focus, data):
                     results.append(self._result(shape, focus, focus))
             if shape.datatype is not None and not _datatype_matches(focus, shape.datatype):
                 results.append(self._result(shape, focus, focus))
@@ -1138,12 +1124,12 @@ class ShapeChecker:
                 results.append(self._result(shape, focus, focus))
             if shape.allowed is not None and focus not in shape.allowed:
                 results.append(self._result(shape, focus, focus))
-            if shape.any_of and not any(self._conforms(a, focus, data, sparql_data) for a in shape.any_of):
+            if shape.any_of and not any(self._conforms(a, focus, data) for a in shape.any_of):
                 results.append(self._result(shape, focus, focus))
             for constraint, text, messages in shape.sparql:
-                results.extend(self._sparql(shape, constraint, text, messages, focus, sparql_data))
+                results.extend(self._sparql(shape, constraint, text, messages, focus, data))
             return results
-        values = data.values(focus, shape.path)
+        values = _values(data, focus, shape.path)
         if shape.min_count is not None and len(values) < shape.min_count:
             results.append(self._result(shape, focus, None))
         if shape.max_count is not None and len(values) > shape.max_count:
@@ -1155,10 +1141,10 @@ class ShapeChecker:
                 results.append(self._result(shape, focus, value))
             if shape.datatype is not None and not _datatype_matches(value, shape.datatype):
                 results.append(self._result(shape, focus, value))
-            if shape.any_of and not any(self._conforms(a, value, data, sparql_data) for a in shape.any_of):
+            if shape.any_of and not any(self._conforms(a, value, data) for a in shape.any_of):
                 results.append(self._result(shape, focus, value))
             for node in shape.nodes:
-                if not self._conforms(node, value, data, sparql_data):
+                if not self._conforms(node, value, data):
                     results.append(self._result(shape, focus, value))
         return results
 
@@ -1172,9 +1158,9 @@ class ShapeChecker:
                            value=str(value) if isinstance(value, (URIRef, Literal)) else None)
 
     def _sparql(self, shape: _Shape, constraint: Any, text: Plan, messages: list[Literal], focus: Any,
-                sparql_data: Data) -> list[ShapeResult]:
+                data: Data) -> list[ShapeResult]:
         """A SPARQL SELECT constraint, its rows turned into results the way pySHACL does."""
-        rows = text.select(sparql_data, {THIS: focus})
+        rows = text.select(data, {THIS: focus})
         names = [str(v) for v in text.variables]
         seen: list[tuple[Any, ...]] = []
         results = []
