@@ -215,24 +215,12 @@ class Data:
     def objects(self, s: Any, p: Any) -> Iterable[Any]:
         if self._second is None:
             return [x for index in self.indexes for x in index.objects(s, p)]
-        by_p = self._first.spo.get(s)
-        x = by_p.get(p) if by_p else None
-        by_p = self._second.spo.get(s)
-        y = by_p.get(p) if by_p else None
-        if not y:
-            return x or EMPTY
-        return [*x, *y] if x else y
+        return _both(self._first.spo, self._second.spo, s, p)
 
     def subjects(self, p: Any, o: Any) -> Iterable[Any]:
         if self._second is None:
             return [x for index in self.indexes for x in index.subjects(p, o)]
-        by_o = self._first.pos.get(p)
-        x = by_o.get(o) if by_o else None
-        by_o = self._second.pos.get(p)
-        y = by_o.get(o) if by_o else None
-        if not y:
-            return x or EMPTY
-        return [*x, *y] if x else y
+        return _both(self._first.pos, self._second.pos, p, o)
 
     def pairs(self, p: Any) -> Iterable[tuple[Any, Any]]:
         return [pair for index in self.indexes for pair in index.pairs(p)]
@@ -242,6 +230,18 @@ class Data:
 
 
 EMPTY: frozenset[Any] = frozenset()
+
+
+def _both(first: dict[Any, dict[Any, set[Any]]], second: dict[Any, dict[Any, set[Any]]], key: Any, inner: Any
+          ) -> Iterable[Any]:
+    """The set at ``[key][inner]`` of two indexes' dicts (spo or pos), one after the other; no copy if one is empty."""
+    by_key = first.get(key)
+    x = by_key.get(inner) if by_key else None
+    by_key = second.get(key)
+    y = by_key.get(inner) if by_key else None
+    if not y:
+        return x or EMPTY
+    return [*x, *y] if x else y
 
 
 # ---- evaluation state ----
