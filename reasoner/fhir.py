@@ -103,7 +103,8 @@ def load_json(text: str, what: str = "input") -> Any:
     # a surrogate can only come from the text itself or from a \\ud800-\\udfff escape in it
     if _SURROGATE_ESCAPE.search(text) is not None or not _encodes(text):
         _check_strings(value, what)
-    _check_depth(value, what, strings=False)
+    if isinstance(value, (dict, list)):
+        _check_nesting(value, 0, what)
     return value
 
 
@@ -118,19 +119,9 @@ def _encodes(text: str) -> bool:
     return True
 
 
-def _check_depth(value: Any, what: str, strings: bool = True) -> None:
-    """Nesting within MAX_DEPTH, and every string Unicode text (a lone surrogate escape such as \\ud800 is not).
-
-    ``strings=False`` skips the string check (the caller saw no way for a surrogate to get in).
-    """
-    if strings:
-        _check_strings(value, what)
-    if isinstance(value, (dict, list)):
-        _check_nesting(value, 0, what)
-
-
 def _check_nesting(item: dict[str, Any] | list[Any], depth: int, what: str) -> None:
-    """Containers only: a leaf cannot be deeper than its container's depth + 1 (recursion stops at MAX_DEPTH)."""
+    """Nesting within MAX_DEPTH, walked over containers only: a leaf cannot be deeper than its container's
+    depth + 1 (the recursion stops at MAX_DEPTH)."""
     children = item.values() if isinstance(item, dict) else item
     if children and depth + 1 > MAX_DEPTH:  # a key or a value one level down (keys come with values)
         raise InputError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
@@ -140,6 +131,7 @@ def _check_nesting(item: dict[str, Any] | list[Any], depth: int, what: str) -> N
 
 
 def _check_strings(value: Any, what: str) -> None:
+    """Every string Unicode text (a lone surrogate escape such as \\ud800 is not)."""
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
