@@ -267,11 +267,8 @@ class Guideline:
     @cached_property
     def fingerprint(self) -> str:
         """A content hash of every file the reasoning depends on (``load`` hashes the bytes it read)."""
-        digest = hashlib.sha256()
-        for path in [*self.files, *(r.query.path for r in self.rules), *sorted(self.shapes_dir.glob("*.ttl"))]:
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-        return digest.hexdigest()
+        paths = [*self.files, *(r.query.path for r in self.rules), *sorted(self.shapes_dir.glob("*.ttl"))]
+        return _digest([(path.name, path.read_bytes()) for path in paths])
 
     @cached_property
     def info(self) -> dict[str, str]:
@@ -329,11 +326,15 @@ class Guideline:
 
 def _fingerprint(files: list[tuple[str, bytes]], shapes_dir: Path) -> str | None:
     """``Guideline.fingerprint`` of the bytes load read; None when a shapes file cannot be read now."""
-    digest = hashlib.sha256()
     try:
-        files = files + [(path.name, path.read_bytes()) for path in sorted(shapes_dir.glob("*.ttl"))]
+        shapes = [(path.name, path.read_bytes()) for path in sorted(shapes_dir.glob("*.ttl"))]
     except OSError:
         return None  # the property reads the files again, and fails, when the fingerprint is asked for
+    return _digest(files + shapes)
+
+
+def _digest(files: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
     for name, data in files:
         digest.update(name.encode())
         digest.update(data)
