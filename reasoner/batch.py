@@ -40,6 +40,7 @@ from reasoner.output import write_atomic
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
 EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
 WINDOW_PER_JOB = 64
+CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"
 
 
@@ -273,8 +274,27 @@ def _clean_partial_writes(out: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _process_chunk(units: list[Unit]) -> list[Outcome]:
+    return [_process(unit) for unit in units]
+
+
+def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
+    chunk: list[Unit] = []
+    for unit in units:
+        chunk.append(unit)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _results(units: Iterator[Unit], jobs: int, init: tuple[Any, ...]) -> Iterator[Outcome]:
-    """Outcomes in input order; at most ``jobs * WINDOW_PER_JOB`` patients in flight."""
+    """Outcomes in input order; at most ``jobs * WINDOW_PER_JOB`` patients in flight.
+
+    Patients go to the workers ``CHUNK`` at a time: one task per patient costs the parent (which
+    shares the cores with the workers) a round of pickling, pipe and result-thread work each.
+    """
     if jobs <= 1:
         from reasoner.engines import settled
 
@@ -286,12 +306,12 @@ def _results(units: Iterator[Unit], jobs: int, init: tuple[Any, ...]) -> Iterato
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with context.Pool(jobs, initializer=_init_settled_worker, initargs=init) as pool:
         pending: collections.deque[Any] = collections.deque()
-        for unit in units:
-            pending.append(pool.apply_async(_process, (unit,)))
-            if len(pending) >= jobs * WINDOW_PER_JOB:
-                yield pending.popleft().get()
+        for chunk in _chunks(units, CHUNK):
+            pending.append(pool.apply_async(_process_chunk, (chunk,)))
+            if len(pending) * CHUNK >= jobs * WINDOW_PER_JOB:
+                yield from pending.popleft().get()
         while pending:
-            yield pending.popleft().get()
+            yield from pending.popleft().get()
 
 
 def run_batch(args: argparse.Namespace) -> int:

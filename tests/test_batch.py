@@ -178,3 +178,31 @@ def test_a_batch_in_this_process_freezes_what_it_loaded_only_while_it_runs() -> 
     assert outcomes and outcomes[0].line
     assert frozen_during[0] > before  # the guideline and engine objects, frozen while patients run
     assert gc.get_freeze_count() == before
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16])
+def test_workers_take_patients_in_chunks_and_outcomes_keep_input_order(monkeypatch: pytest.MonkeyPatch,
+                                                                        chunk: int) -> None:
+    """Chunks of any size (a last one short) give the outcomes one process gives, in order, in a bounded window."""
+    from reasoner import batch
+
+    texts = [json.dumps(b) for b in cohort(7, 5)]
+    pulled: list[int] = []
+
+    def units():
+        for i, text in enumerate(texts):
+            pulled.append(i)
+            yield batch.Unit(i, f"line-{i}", text=text)
+
+    expected = [(o.index, o.status, o.line) for o in batch._results(units(), 1, ("fast", "json", None))]
+    pulled.clear()
+    monkeypatch.setattr(batch, "CHUNK", chunk)
+    monkeypatch.setattr(batch, "WINDOW_PER_JOB", 2)
+    outcomes = batch._results(units(), 2, ("fast", "json", None))
+    first = next(outcomes)
+    in_flight_at_first = len(pulled)
+    got = [first, *outcomes]
+    assert [(o.index, o.status, o.line) for o in got] == expected
+    assert [i for i, *_ in expected] == list(range(7))
+    # the window (jobs * WINDOW_PER_JOB = 4 patients, rounded up to whole chunks) bounds what was read ahead
+    assert in_flight_at_first <= max(4, chunk) + chunk
