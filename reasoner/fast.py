@@ -174,6 +174,18 @@ OWL_RL_Datatypes = frozenset(_OWL_RL_DATATYPE_LIST)  # owlrl's is a list: ``in``
 BY_RULE = GKG.byRule
 
 
+def _ancestors(node: Any, parents: dict[Any, set[Any]]) -> tuple[Any, ...]:
+    """Every ancestor of ``node`` in a parent table, nearest first, ``node`` itself left out."""
+    found: dict[Any, None] = {}
+    todo = sorted(parents.get(node, ()), key=str)
+    while todo:
+        x = todo.pop(0)
+        if x != node and x not in found:
+            found[x] = None
+            todo.extend(sorted(parents.get(x, ()), key=str))
+    return tuple(found)
+
+
 def _no_literals(terms: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(t for t in terms if not isinstance(t, Literal))
 
@@ -184,6 +196,9 @@ class Closing:
 
     used: set[Any]
     reflexive: set[Any]
+    literals: set[int]  # ids of the literal objects whose datatype triples were given
+    disjoint_given: bool = False
+    applied: set[tuple[Any, int]] = field(default_factory=set)  # (node, id of a type tuple of DeltaClosure.flat) given
 
 
 class DeltaClosure:
@@ -215,6 +230,22 @@ class DeltaClosure:
             q: tuple(tuple(dict.fromkeys(x for c in classes for x in (c, *tbox.superclasses.get(c, ()))))
                      for classes in (rules[1], rules[2]))
             for q, rules in self.by_predicate.items()}
+        # per predicate with no inverse, symmetric or transitive rule up its superproperties: every
+        # triple prp-spo1, prp-dom, prp-rng and cax-sco derive from one of its triples, closed, as
+        # (superproperties, the subject's types, the object's types); ``extend`` adds them at once
+        self.flat: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = {}
+        type_tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for q in self.by_predicate:
+            supers = _ancestors(q, tbox.superproperties)
+            chain = (q, *supers)
+            if any(r is TYPE or r == TYPE or isinstance(r, Literal) or tbox.inverses.get(r) or r in tbox.symmetric
+                   or r in tbox.transitive for r in chain):
+                continue
+            subject_types, object_types = (tuple(dict.fromkeys(c for r in chain for c in self.closed_types.get(r, ((), ()))[i]))
+                                           for i in (0, 1))
+            # one object per distinct tuple: Closing.applied knows a node's types by the tuple's id
+            self.flat[q] = (supers, type_tuples.setdefault(subject_types, subject_types),
+                            type_tuples.setdefault(object_types, object_types))
         # the terms whose eq-ref triple (x owl:sameAs x) the closed guideline holds
         self.reflexive = frozenset(s for s, p, o in base if p == SAME_AS and s == o)
         # eq-ref as triples come in, or once at the end (see eq_ref); set by the engine
@@ -251,13 +282,19 @@ class DeltaClosure:
             out.extend((s, TYPE, d) for d in self.tbox.superclasses.get(o, ()))
         return out
 
-    def _datatypes(self, added: Iterable[Triple], used: set[Any]) -> Iterator[Triple]:
+    def _datatypes(self, added: Iterable[Triple], state: "Closing") -> Iterator[Triple]:
         """owlrl's one-time datatype rules (dt-type2, subsumption, disjointness) for the patient's literals.
 
-        ``used`` (the datatypes in use so far, guideline's included) grows as literals come in.
+        ``state.used`` (the datatypes in use so far, guideline's included) grows as literals come
+        in; a literal object already seen, or a disjointness set already given, is not gone over again.
         """
+        used, seen = state.used, state.literals
+        before = len(used)
         for s, p, o in added:
             if isinstance(o, Literal) and o.datatype in OWL_RL_Datatypes:
+                if id(o) in seen:  # the same object: its triples were given (it is alive, in the triples)
+                    continue
+                seen.add(id(o))
                 used.add(o.datatype)
                 yield (o, TYPE, o.datatype)
                 for wider in OWL_Datatype_Subsumptions.get(o.datatype, ()):
@@ -266,6 +303,9 @@ class DeltaClosure:
                     used.add(wider)
             elif p is TYPE and o in OWL_RL_Datatypes:
                 used.add(o)
+        if state.disjoint_given and len(used) == before:
+            return  # no new datatype: its disjointness triples are there already
+        state.disjoint_given = True
         key = frozenset(used)
         disjoint = self._disjoint_memo.get(key)
         if disjoint is None:
@@ -276,7 +316,7 @@ class DeltaClosure:
 
     def start(self) -> "Closing":
         """The state one patient's closure carries from one ``extend`` to the next."""
-        return Closing(set(self.base_datatypes), set())
+        return Closing(set(self.base_datatypes), set(), set())
 
     def extend(self, triples: set[Triple], new: Iterable[Triple], state: "Closing") -> set[Triple]:
         """Close ``triples`` (the patient side, grown in place) after ``new`` were added; returns what was derived."""
@@ -286,7 +326,8 @@ class DeltaClosure:
         superclasses, type_rules = self.tbox.superclasses, self.by_predicate.get(TYPE)
         eq_ref_now = self.eq_ref_now
         settled = type_rules is None and not eq_ref_now  # a type triple needs no round of its own
-        closed_types = self.closed_types
+        closed_types, flat_rules, by_predicate = self.closed_types, self.flat, self.by_predicate
+        applied = state.applied
         queue = list(new)
         added = list(queue)
 
@@ -321,6 +362,28 @@ class DeltaClosure:
                                 queue.append(d)  # for its eq-ref
                     continue
                 if settled:
+                    flat = flat_rules.get(t[1])
+                    if flat is not None:  # everything its triples derive, at once (see __init__)
+                        s, o = t[0], t[2]
+                        supers, subject_types, object_types = flat
+                        for q in supers:
+                            d = (s, q, o)
+                            if d not in triples and d not in base:
+                                triples.add(d)
+                                derived.add(d)
+                                added.append(d)
+                        for node, types in ((s, subject_types), (o, object_types)):
+                            if types and (node, id(types)) not in applied:  # a node's types from another triple
+                                applied.add((node, id(types)))
+                                for c in types:
+                                    d = (node, TYPE, c)
+                                    if d not in triples and d not in base:
+                                        triples.add(d)
+                                        derived.add(d)
+                                        added.append(d)
+                        continue
+                    if t[1] not in by_predicate:
+                        continue
                     # prp-dom, prp-rng and cax-sco at once: their types derive no further type (as above)
                     domains_ranges = closed_types.get(t[1])
                     if domains_ranges is not None:
@@ -333,7 +396,7 @@ class DeltaClosure:
                                     added.append(d)
                 for d in self._fire(t, triples, types=not settled):
                     add(d)
-            queue = [d for d in set(self._datatypes(added, state.used)) if d not in triples and d not in base]
+            queue = [d for d in set(self._datatypes(added, state)) if d not in triples and d not in base]
             added = list(queue)
             for d in queue:
                 triples.add(d)

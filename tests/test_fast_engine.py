@@ -207,3 +207,45 @@ def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
     assert guards(reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c . ?c ex:key ?k }"), ex + "concept") == [
         (None, {frozenset({(ex + "key", "s")})})]
     assert _reads(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
+
+
+def test_the_closure_of_patient_triples_is_owlrls_with_and_without_the_flattened_property_rules() -> None:
+    """A property chain (p < q < r, domain and range up it), an inverse and a transitive property: owlrl's answer."""
+    from rdflib import OWL, RDF, RDFS, XSD, Graph, Namespace
+
+    from reasoner.engine import closure
+    from reasoner.fast import DATATYPE, SAME_AS, TYPE, DeltaClosure
+
+    ex = Namespace("http://example.org/")
+    tbox = Graph()
+    for t in [(ex.p, RDFS.subPropertyOf, ex.q), (ex.q, RDFS.subPropertyOf, ex.r), (ex.r, RDFS.domain, ex.C),
+              (ex.C, RDFS.subClassOf, ex.D), (ex.q, RDFS.range, XSD.decimal), (ex.i, OWL.inverseOf, ex.j),
+              (ex.i, RDFS.subPropertyOf, ex.k), (ex.k, RDFS.domain, ex.D), (ex.t, RDF.type, OWL.TransitiveProperty),
+              (ex.t, RDFS.subPropertyOf, ex.r)]:
+        tbox.add(t)
+    closure(tbox)
+    terms = {x: x for x in (TYPE, SAME_AS, DATATYPE)}  # the engine's rdf:type object, as FastEngine interns it
+
+    def intern(t: tuple) -> tuple:
+        return tuple(terms.setdefault(x, x) for x in t)
+
+    closed = [intern(t) for t in tbox]
+    patient = [intern(t) for t in [(ex.a, ex.p, Literal("1.5", datatype=XSD.decimal)), (ex.a, ex.i, ex.b),
+                                   (ex.b, ex.t, ex.c), (ex.c, ex.t, ex.d), (ex.d, ex.p, Literal(2))]]
+    full = Graph()
+    for t in closed + patient:
+        full.add(t)
+    closure(full)
+    expected = set(full) - set(closed)
+    assert (ex.a, RDF.type, ex.D) in expected and (ex.b, ex.t, ex.d) in expected
+
+    for flattened in (True, False):
+        delta = DeltaClosure(frozenset(closed), TBox.of(closed))
+        assert {ex.p, ex.q, ex.r} <= set(delta.flat) and not {ex.i, ex.t} & set(delta.flat)
+        if not flattened:
+            delta.flat = {}
+        delta.eq_ref_now = False
+        triples = set(patient)
+        delta.extend(triples, set(triples), delta.start())
+        triples.update(delta.eq_ref(triples))
+        assert triples == expected, flattened
