@@ -722,8 +722,7 @@ class FastEngine:
                 if pending:
                     clock += 1
                     derived = self.delta.extend(triples, pending, state)
-                    for t in derived:
-                        side.add(t)
+                    side.update(derived)
                     note(derived)
                     pending = set()
                 added = 0
@@ -746,9 +745,9 @@ class FastEngine:
                 if added == 0:
                     break
         if not self.delta.eq_ref_now:
-            for t in self.delta.eq_ref(triples):
-                triples.add(t)
-                side.add(t)
+            reflexive = self.delta.eq_ref(triples)
+            triples.update(reflexive)
+            side.update(reflexive)
         return triples
 
     def _apply(self, rule: Rule, data: Data, triples: set[Triple], side: Index) -> set[Triple]:
@@ -769,8 +768,7 @@ class FastEngine:
                 new.add(triple)
         if new:
             triples |= new
-            for t in new:
-                side.add(t)
+            side.update(new)
         return new
 
     def reason(self, patient: PatientGraph) -> Reasoned:

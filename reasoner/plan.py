@@ -61,8 +61,39 @@ class Index:
         self.pos: dict[Any, dict[Any, set[Any]]] = {}
         self.per_predicate: dict[Any, int] = {}
         self.size = 0
-        for t in triples:
-            self.add(t)
+        self.update(triples)
+
+    def update(self, triples: Iterable[Triple]) -> None:
+        """``add`` for each triple, with the lookups of the loop done once."""
+        spo, pos, per_predicate = self.spo, self.pos, self.per_predicate
+        added = 0
+        for s, p, o in triples:
+            by_p = spo.get(s)
+            if by_p is None:
+                spo[s] = {p: {o}}
+            else:
+                objects = by_p.get(p)
+                if objects is None:
+                    by_p[p] = {o}
+                elif o in objects:
+                    continue
+                else:
+                    objects.add(o)
+            by_o = pos.get(p)
+            if by_o is None:
+                pos[p] = {o: {s}}
+                per_predicate[p] = 1
+            else:
+                subjects = by_o.get(o)
+                if subjects is None:
+                    by_o[o] = {s}
+                else:
+                    subjects.add(s)
+                per_predicate[p] += 1
+            added += 1
+        if added:
+            self._nodes = None
+            self.size += added
 
     def add(self, t: Triple) -> None:
         s, p, o = t

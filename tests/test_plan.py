@@ -217,3 +217,20 @@ def test_comparisons_of_numbers_of_every_kind_answer_as_rdflib(op: str, numbers:
     expected = _rows(graph.query(query))
     assert expected  # some pairs compare true under every operator
     assert Counter(Plan(query).select(Data(Index(graph)))) == expected
+
+
+def test_an_index_filled_at_once_equals_one_filled_triple_by_triple() -> None:
+    ex = Namespace("http://example.org/")
+    triples = [(ex.a, ex.p, ex.b), (ex.a, ex.p, ex.c), (ex.a, ex.q, Literal(1)), (ex.d, ex.p, ex.b),
+               (ex.a, ex.p, ex.b), (ex.d, ex.p, ex.b)]  # duplicates counted once
+    one_by_one = Index()
+    for t in triples:
+        one_by_one.add(t)
+    at_once = Index()
+    at_once.update(triples[:2])
+    assert at_once.nodes() == {ex.a, ex.b, ex.c}
+    at_once.update(triples[2:])
+    for index in (one_by_one, at_once, Index(triples)):
+        assert (index.spo, index.pos, index.per_predicate, index.size) == (
+            one_by_one.spo, one_by_one.pos, {ex.p: 3, ex.q: 1}, 4)
+        assert index.nodes() == {ex.a, ex.b, ex.c, ex.d, Literal(1)}  # the node set follows what was added
