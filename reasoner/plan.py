@@ -96,31 +96,7 @@ class Index:
             self.size += added
 
     def add(self, t: Triple) -> None:
-        s, p, o = t
-        by_p = self.spo.get(s)
-        if by_p is None:
-            self.spo[s] = {p: {o}}
-        else:
-            objects = by_p.get(p)
-            if objects is None:
-                by_p[p] = {o}
-            elif o in objects:
-                return
-            else:
-                objects.add(o)
-        self._nodes = None
-        by_o = self.pos.get(p)
-        if by_o is None:
-            self.pos[p] = {o: {s}}
-            self.per_predicate[p] = 1
-        else:
-            subjects = by_o.get(o)
-            if subjects is None:
-                by_o[o] = {s}
-            else:
-                subjects.add(s)
-            self.per_predicate[p] += 1
-        self.size += 1
+        self.update((t,))
 
     def objects(self, s: Any, p: Any) -> Iterable[Any]:
         by_p = self.spo.get(s)
