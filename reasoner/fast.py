@@ -338,6 +338,14 @@ class DeltaClosure:
                 queue.append(d)
                 added.append(d)
 
+        def keep(found: list[Triple]) -> None:
+            """Add what is new of what a triple derives, without a round of its own (it fires nothing further)."""
+            for d in found:
+                if d not in triples and d not in base:
+                    triples.add(d)
+                    derived.add(d)
+                    added.append(d)
+
         for _ in range(100):
             while queue:
                 t = queue.pop()
@@ -366,34 +374,24 @@ class DeltaClosure:
                     if flat is not None:  # everything its triples derive, at once (see __init__)
                         s, o = t[0], t[2]
                         supers, subject_types, object_types = flat
-                        for q in supers:
-                            d = (s, q, o)
+                        found = [(s, q, o) for q in supers]
+                        for node, types in ((s, subject_types), (o, object_types)):
+                            if types and (node, id(types)) not in applied:  # a node's types from another triple
+                                applied.add((node, id(types)))
+                                found.extend([(node, TYPE, c) for c in types])
+                        for d in found:  # (keep's loop, inline: this is most triples)
                             if d not in triples and d not in base:
                                 triples.add(d)
                                 derived.add(d)
                                 added.append(d)
-                        for node, types in ((s, subject_types), (o, object_types)):
-                            if types and (node, id(types)) not in applied:  # a node's types from another triple
-                                applied.add((node, id(types)))
-                                for c in types:
-                                    d = (node, TYPE, c)
-                                    if d not in triples and d not in base:
-                                        triples.add(d)
-                                        derived.add(d)
-                                        added.append(d)
                         continue
                     if t[1] not in by_predicate:
                         continue
                     # prp-dom, prp-rng and cax-sco at once: their types derive no further type (as above)
                     domains_ranges = closed_types.get(t[1])
                     if domains_ranges is not None:
-                        for subject, classes in zip((t[0], t[2]), domains_ranges):
-                            for c in classes:
-                                d = (subject, TYPE, c)
-                                if d not in triples and d not in base:
-                                    triples.add(d)
-                                    derived.add(d)
-                                    added.append(d)
+                        keep([(subject, TYPE, c) for subject, classes in zip((t[0], t[2]), domains_ranges)
+                              for c in classes])
                 for d in self._fire(t, triples, types=not settled):
                     add(d)
             queue = [d for d in set(self._datatypes(added, state)) if d not in triples and d not in base]
