@@ -37,12 +37,17 @@ on 1,000 patients on every run.
 
 from __future__ import annotations
 
+import atexit
 import datetime
+import importlib.util
 import itertools
+import marshal
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from owlrl.XsdDatatypes import OWL_Datatype_Subsumptions
@@ -58,14 +63,14 @@ from reasoner.engine import ANNOTATED, Reasoned, ReferenceEngine, closure
 from reasoner.fhir import PatientGraph
 from reasoner.guideline import Guideline, Rule
 from reasoner.namespaces import GKG
-from reasoner.plan import Data, Index, Plan, Unsupported
+from reasoner.plan import COMPILED, Data, Index, Plan, Unsupported
 from reasoner.queries import prepare_text
 from reasoner.validate import SH, ShapeResult, unique, validate
 
 Triple = tuple[Any, Any, Any]
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 XSD_STRING_IRI = XSD.string
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"  # 3: one object per term
 
 # T-box vocabulary the compiled rules understand; a closed guideline that uses any other
 # OWL term as a predicate or a type (functional properties, restrictions, property chains,
@@ -101,13 +106,52 @@ def guideline_inputs(guideline: Guideline) -> dict[str, Any]:
     graph = Graph()
     graph += guideline.graph
     closure(graph)
-    entry = {"closed": list(graph), "asserted": list(guideline.graph),
-             "shapes": {name: list(guideline.shape_graph(name)) for name in SHAPE_GRAPHS}}
+    terms: dict[Any, Any] = {}
+
+    def shared(triples: Iterable[Triple]) -> list[Triple]:
+        """One object per term: pickled once, read back as one object (the engine's lookups then match by identity)."""
+        return [(terms.setdefault(s, s), terms.setdefault(p, p), terms.setdefault(o, o)) for s, p, o in triples]
+
+    entry = {"closed": shared(graph), "asserted": shared(guideline.graph),
+             "shapes": {name: shared(guideline.shape_graph(name)) for name in SHAPE_GRAPHS}}
     cache.write(path, entry)  # an unwritable cache costs the closure on every start, nothing else
     return entry
 
 
 SHAPE_GRAPHS = ("patient", "patient-inferred")
+MAX_GENERATED = 20_000  # code objects kept on disk (a few hundred for this guideline)
+_generated_known: list[int] = []  # how many were on disk when this process read them; empty: not read yet
+
+
+def _generated_path() -> Path:
+    return cache_dir() / f"generated-code-{importlib.util.MAGIC_NUMBER.hex()}.pickle"
+
+
+def load_generated_code() -> None:
+    """The plans' generated code from the disk cache (marshalled, per interpreter), once per process.
+
+    What this process compiles beyond it is written back when the process exits normally
+    (batch workers leave with ``os._exit`` and write nothing: a single-patient run fills it).
+    """
+    if _generated_known:
+        return
+    entry = cache.read(_generated_path())
+    if isinstance(entry, bytes):
+        try:
+            table = marshal.loads(entry)
+        except (EOFError, ValueError, TypeError):
+            table = None
+        if isinstance(table, dict):
+            for text, code in table.items():
+                if isinstance(text, str) and isinstance(code, CodeType):
+                    COMPILED.setdefault(text, code)
+    _generated_known.append(len(COMPILED))
+    atexit.register(_save_generated_code)
+
+
+def _save_generated_code() -> None:
+    if _generated_known and _generated_known[0] < len(COMPILED) <= MAX_GENERATED:
+        cache.write(_generated_path(), marshal.dumps(dict(COMPILED)))
 
 
 def _graph(triples: Iterable[Triple]) -> Graph:
@@ -552,6 +596,7 @@ class FastEngine:
 
     def __init__(self, guideline: Guideline) -> None:
         self.guideline = guideline
+        load_generated_code()
         inputs = guideline_inputs(guideline)
         # one object per term: set and dict lookups then match by identity, without rdflib's __eq__.
         # The module's own constants (rdf:type, owl:sameAs, ...) are the objects kept.

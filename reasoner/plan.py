@@ -20,7 +20,7 @@ with rdflib itself.
 
 from __future__ import annotations
 
-import copy
+import pickle
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +36,7 @@ from rdflib.plugins.sparql.parserutils import CompValue, Expr, value
 from rdflib.plugins.sparql.sparql import FrozenBindings, NotBoundError, QueryContext, SPARQLError
 from rdflib.term import _NUMERIC_LITERAL_TYPES, Node
 
-import reasoner.algebra  # noqa: F401  (registers the reducers copy.deepcopy needs)
+import reasoner.algebra  # noqa: F401  (registers the reducers copy.deepcopy and pickle need)
 
 Triple = tuple[Any, Any, Any]
 Bindings = dict[Any, Any]
@@ -1089,8 +1089,17 @@ class _Source:
 
     def function(self, text: str, name: str) -> Any:
         namespace = dict(self.globals)
-        exec(compile(text, f"<bgp {name}>", "exec"), namespace)  # noqa: S102  (source generated above, no input text)
+        code = COMPILED.get(text)
+        if code is None:
+            code = COMPILED[text] = compile(text, f"<bgp {name}>", "exec")
+        exec(code, namespace)  # noqa: S102  (source generated above, no input text)
         return namespace[name]
+
+
+# The generated code by its source text. A code object depends on nothing but that text and the
+# interpreter, so the engine keeps this table on disk (reasoner.fast.load_generated_code): a new
+# process then compiles only the call shapes no earlier process met.
+COMPILED: dict[str, Any] = {}
 
 
 def _guideline_answers(suffix: Callable[..., Iterator[tuple[Any, ...]]], values: tuple[Any, ...],
@@ -1159,11 +1168,20 @@ def _fill_template(template: list[Triple], init: Bindings) -> list[tuple[Triple,
     return [(t, [i for i, x in enumerate(t) if isinstance(x, Variable)]) for t in filled]
 
 
+def _private_copy(algebra: Any) -> Any:
+    """A deep copy of a query's algebra (compiling marks its nodes).
+
+    A pickle round trip: twice as fast as ``copy.deepcopy``, through the same reducers
+    (``reasoner.algebra``), so what one cannot copy the other cannot either.
+    """
+    return pickle.loads(pickle.dumps(algebra, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301  (our own bytes)
+
+
 class Plan:
     """A compiled SELECT, CONSTRUCT or ASK query."""
 
     def __init__(self, query: Any, interned: dict[Any, Any] | None = None) -> None:
-        algebra = copy.deepcopy(query.algebra)
+        algebra = _private_copy(query.algebra)
         self.prologue = query.prologue
         self.kind = algebra.name
         compiler = Compiler(interned, sets=algebra.name in ("ConstructQuery", "AskQuery"))

@@ -297,3 +297,49 @@ def test_files_are_read_as_read_text_read_them(tmp_path: Path, data: bytes) -> N
     except UnicodeDecodeError as exc:
         found = str(exc)
     assert found == expected
+
+
+######## The plans' generated code ########
+
+_ONE_PATIENT = """
+import json, sys
+from reasoner.fast import FastEngine, _generated_known
+from reasoner.guideline import Guideline
+from reasoner.patient import read_patient
+from reasoner.plan import COMPILED
+from reasoner.report import build_report
+guideline = Guideline.load()
+engine = FastEngine(guideline)
+report = build_report(guideline, engine.reason(read_patient(guideline, sys.argv[1]))).to_json()
+print(json.dumps({"report": report, "read": _generated_known[0], "compiled": len(COMPILED) - _generated_known[0]}))
+"""
+
+
+def test_the_generated_code_is_kept_on_disk_so_a_new_process_compiles_only_what_no_earlier_one_met(
+        tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+
+    def run(example: str) -> dict[str, object]:
+        done = subprocess.run([sys.executable, "-c", _ONE_PATIENT, str(EXAMPLES / example)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    first = run("palpable-mass-fever.json")
+    assert first["read"] == 0 and first["compiled"] > 50  # nothing on disk yet: every call shape compiled
+    (kept,) = (tmp_path / "xdg" / "guideline-kg").glob("generated-code-*.pickle")
+    again = run("palpable-mass-fever.json")
+    assert again["report"] == first["report"]
+    assert again["read"] == first["compiled"] and again["compiled"] == 0  # all read back, nothing compiled
+
+    kept.write_bytes(b"not a pickle of marshalled code")  # a corrupt entry is a miss, then written again
+    after = run("palpable-mass-fever.json")
+    assert after["report"] == first["report"] and after["read"] == 0 and after["compiled"] == first["compiled"]
+    assert run("palpable-mass-fever.json")["compiled"] == 0
