@@ -218,18 +218,6 @@ OWL_RL_Datatypes = frozenset(_OWL_RL_DATATYPE_LIST)  # owlrl's is a list: ``in``
 BY_RULE = GKG.byRule
 
 
-def _ancestors(node: Any, parents: dict[Any, set[Any]]) -> tuple[Any, ...]:
-    """Every ancestor of ``node`` in a parent table, nearest first, ``node`` itself left out."""
-    found: dict[Any, None] = {}
-    todo = sorted(parents.get(node, ()), key=str)
-    while todo:
-        x = todo.pop(0)
-        if x != node and x not in found:
-            found[x] = None
-            todo.extend(sorted(parents.get(x, ()), key=str))
-    return tuple(found)
-
-
 def _no_literals(terms: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(t for t in terms if not isinstance(t, Literal))
 
@@ -276,14 +264,14 @@ class DeltaClosure:
             for q, rules in self.by_predicate.items()}
         # per predicate with no inverse, symmetric or transitive rule up its superproperties: every
         # triple prp-spo1, prp-dom, prp-rng and cax-sco derive from one of its triples, closed, as
-        # (superproperties, the subject's types, the object's types); ``extend`` adds them at once
+        # (superproperties, the subject's types, the object's types); ``extend`` adds them at once.
+        # The closed T-box's superproperties are transitive (scm-spo), as its superclasses are.
         self.flat: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = {}
         type_tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for q in self.by_predicate:
-            supers = _ancestors(q, tbox.superproperties)
+        for q, rules in self.by_predicate.items():
+            supers = rules[0]
             chain = (q, *supers)
-            if any(r is TYPE or r == TYPE or isinstance(r, Literal) or tbox.inverses.get(r) or r in tbox.symmetric
-                   or r in tbox.transitive for r in chain):
+            if any(r == TYPE or tbox.inverses.get(r) or r in tbox.symmetric or r in tbox.transitive for r in chain):
                 continue
             subject_types, object_types = (tuple(dict.fromkeys(c for r in chain for c in self.closed_types.get(r, ((), ()))[i]))
                                            for i in (0, 1))
@@ -423,11 +411,7 @@ class DeltaClosure:
                             if types and (node, id(types)) not in applied:  # a node's types from another triple
                                 applied.add((node, id(types)))
                                 found.extend([(node, TYPE, c) for c in types])
-                        for d in found:  # (keep's loop, inline: this is most triples)
-                            if d not in triples and d not in base:
-                                triples.add(d)
-                                derived.add(d)
-                                added.append(d)
+                        keep(found)
                         continue
                     if t[1] not in by_predicate:
                         continue

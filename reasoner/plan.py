@@ -20,9 +20,9 @@ with rdflib itself.
 
 from __future__ import annotations
 
-import pickle
 import itertools
 import operator
+import pickle
 from collections.abc import Callable, Iterable, Iterator
 from types import MethodType
 from typing import Any
