@@ -4,8 +4,12 @@ loaded or hide an error of a broken encoding."""
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 from rdflib.plugins.sparql import prepareQuery
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ROOT
 from reasoner import cache, queries, resources
 from reasoner.errors import GuidelineError
 from reasoner.guideline import TABLES, Guideline
@@ -317,13 +321,6 @@ print(json.dumps({"report": report, "read": _generated_known[0], "compiled": len
 
 def test_the_generated_code_is_kept_on_disk_so_a_new_process_compiles_only_what_no_earlier_one_met(
         tmp_path: Path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
 
     def run(example: str) -> dict[str, object]:
