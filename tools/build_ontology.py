@@ -54,8 +54,8 @@ SYSTEM_SLUG = {
     "http://loinc.org": "loinc",
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
 }
-MATCH = {"exact": "gkg:exact", "close": "gkg:close", "broad": "gkg:broad", "needs-lumbar-site": "gkg:needsLumbarSite"}
-SKOS_MATCH = {"exact": "skos:exactMatch", "close": "skos:closeMatch", "broad": "skos:broadMatch", "needs-lumbar-site": "skos:relatedMatch"}
+MATCH = {"exact": "gkg:exact", "close": "gkg:close", "broad": "gkg:broad", "narrow": "gkg:narrow", "needs-lumbar-site": "gkg:needsLumbarSite"}
+SKOS_MATCH = {"exact": "skos:exactMatch", "close": "skos:closeMatch", "broad": "skos:broadMatch", "narrow": "skos:narrowMatch", "needs-lumbar-site": "skos:relatedMatch"}
 
 
 def standard_iri(system: str, code: str) -> str | None:
