@@ -46,9 +46,30 @@ class Concept:
 
 @dataclass(frozen=True)
 class Conversion:
+    """canonical = (value + offset) * factor / divisor, computed exactly."""
+
     to_unit: str
     offset: Decimal
     factor: Decimal
+    divisor: Decimal
+
+
+@dataclass(frozen=True)
+class Measurement:
+    iri: URIRef
+    system: str
+    code: str
+    unit: str  # the canonical UCUM unit
+    label: str
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold in its measurement's canonical unit: at or above ``at_or_above``, or above ``above``."""
+
+    measurement: URIRef
+    at_or_above: Decimal | None
+    above: Decimal | None
 
 
 def parse_rdf_file(path: Path, graph: Graph) -> None:
@@ -99,8 +120,9 @@ def _parse_sources(sources: list[_Source]) -> Graph:
 # The entry also holds the tables SPARQL reads from the graph, valid for the engine queries and
 # the code they were computed with (``tables_key``).
 
-CACHE_VERSION = "1"  # bump when the entry's layout or the meaning of a table changes
-TABLES = ("info", "concepts", "code_map", "codings_by_key", "conversions", "measurements", "lumbar_sites")
+CACHE_VERSION = "2"  # bump when the entry's layout or the meaning of a table changes
+TABLES = ("info", "concepts", "code_map", "codings_by_key", "conversions", "measurements", "lumbar_sites",
+          "thresholds", "value_qualifiers", "interpretations", "history_by_nature")
 
 
 def _ontology_key(sources: list[_Source]) -> str:
@@ -306,13 +328,45 @@ class Guideline:
 
     @cached_property
     def conversions(self) -> dict[str, Conversion]:
-        return {str(r["from"]): Conversion(str(r["to"]), Decimal(str(r["offset"])), Decimal(str(r["factor"])))
+        return {str(r["from"]): Conversion(str(r["to"]), Decimal(str(r["offset"])), Decimal(str(r["factor"])),
+                                           Decimal(str(r["divisor"])))
                 for r in self.select("engine/unit-conversions")}
 
     @cached_property
-    def measurements(self) -> dict[str, tuple[URIRef, str]]:
-        """LOINC code -> (measurement IRI, canonical unit)."""
-        return {str(r["code"]): (URIRef(str(r["measurement"])), str(r["unit"])) for r in self.select("engine/measurements")}
+    def measurements(self) -> dict[tuple[str, str], Measurement]:
+        """(code system, code) -> the measurement and its canonical unit."""
+        table = {}
+        for r in self.select("engine/measurements"):
+            m = Measurement(URIRef(str(r["measurement"])), str(r["system"]), str(r["code"]), str(r["unit"]),
+                            str(r["label"]))
+            table[(m.system, m.code)] = m
+        return table
+
+    @cached_property
+    def thresholds(self) -> list[Threshold]:
+        def number(value: object) -> Decimal | None:
+            return None if value is None else Decimal(str(value))
+
+        return [Threshold(URIRef(str(r["measurement"])), number(r.get("atOrAbove")), number(r.get("above")))
+                for r in self.select("engine/thresholds")]
+
+    def _qualifiers(self, kind: str) -> dict[tuple[str, str], str]:
+        return {(str(r["system"]), str(r["code"])): str(r["status"]) for r in self.select("engine/qualifiers")
+                if str(r["kind"]).endswith("#" + kind)}
+
+    @cached_property
+    def value_qualifiers(self) -> dict[tuple[str, str], str]:
+        """(system, code) -> "present" or "absent", for an Observation's valueCodeableConcept."""
+        return self._qualifiers("ValueQualifier")
+
+    @cached_property
+    def interpretations(self) -> dict[tuple[str, str], str]:
+        """(system, code) -> "absent", for an Observation's interpretation."""
+        return self._qualifiers("InterpretationQualifier")
+
+    @cached_property
+    def history_by_nature(self) -> frozenset[str]:
+        return frozenset(str(r["key"]) for r in self.select("engine/history-by-nature"))
 
     @cached_property
     def lumbar_sites(self) -> set[tuple[str, str]]:

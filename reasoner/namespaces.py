@@ -59,4 +59,9 @@ class GKG(DefinedNamespace):
     shows: URIRef
     detail: URIRef
     byRule: URIRef
+    comparator: URIRef
+    UnreadableMeasurement: URIRef
+    FutureTime: URIRef
+    UndatedMeasurement: URIRef
+    UnknownReportStatus: URIRef
     guideline: URIRef

@@ -8,6 +8,7 @@ fetched), and RDF/XML, whose entities can expand without bound, is not accepted.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,27 +62,35 @@ def sniff(path: Path, text: str) -> str:
     return "turtle"
 
 
-def read_patient(guideline: Guideline, path: Path | str) -> PatientGraph:
+def read_patient(guideline: Guideline, path: Path | str, now: datetime | None = None) -> PatientGraph:
+    """One patient from a file, reasoned at ``now`` (the current time when None)."""
     path = Path(path)
     text = read_text(path)
-    return parse_patient(guideline, text, sniff(path, text), path.name)
+    return parse_patient(guideline, text, sniff(path, text), path.name, now)
 
 
-def parse_patient(guideline: Guideline, text: str, syntax: str, name: str = "input") -> PatientGraph:
+def parse_patient(guideline: Guideline, text: str, syntax: str, name: str = "input",
+                  now: datetime | None = None) -> PatientGraph:
     if not text.strip():
         raise InputError(f"{name}: the file is empty")
     if syntax == "json":
         data = load_json(text, name)
         if isinstance(data, dict) and "resourceType" in data:
-            return BundleReader(guideline).read(data)  # the JSON read once
+            return BundleReader(guideline, now).read(data)  # the JSON read once
         if isinstance(data, (dict, list)) and _looks_like_jsonld(data):
-            return _read_rdf(text, "json-ld", name, data)
+            return _with_time(_read_rdf(text, "json-ld", name, data), now)
         raise InputError(f"{name}: not a FHIR R4 Bundle (no resourceType) and not JSON-LD")
     if syntax == "json-ld":
-        return _read_rdf(text, "json-ld", name, load_json(text, name))
+        return _with_time(_read_rdf(text, "json-ld", name, load_json(text, name)), now)
     if syntax == "fhir":
-        return read_bundle(guideline, text)
-    return _read_rdf(text, syntax, name)
+        return read_bundle(guideline, text, now)
+    return _with_time(_read_rdf(text, syntax, name), now)
+
+
+def _with_time(patient: PatientGraph, now: datetime | None) -> PatientGraph:
+    if now is not None:
+        patient.reasoning_time = now
+    return patient
 
 
 def _looks_like_jsonld(data: Any) -> bool:

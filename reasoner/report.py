@@ -10,7 +10,8 @@ from typing import Any
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import PROV, RDF, XSD
 
-from reasoner.engine import Reasoned, now_utc
+from reasoner.clock import format_instant
+from reasoner.engine import Reasoned
 from reasoner.guideline import Guideline
 from reasoner.namespaces import GKG
 
@@ -268,6 +269,7 @@ def build_report(guideline: Guideline, reasoned: Reasoned) -> Report:
         "report_version": REPORT_VERSION,
         "guideline": dict(guideline.info),
         "patient": {"iri": str(patient.patient), "identifier": patient.identifier},
+        "x-reasoning-time": format_instant(patient.reasoning_time),
         "conforms": reasoned.conforms,
         "violations": [r.as_json() for r in reasoned.results],
     }
@@ -319,7 +321,8 @@ def report_graph(guideline: Guideline, report: Report, engine: str = "reference"
     out.add((activity, RDF.type, PROV.Activity))
     out.add((activity, PROV.used, guideline_iri))
     out.add((activity, PROV.used, patient))
-    out.add((activity, PROV.endedAtTime, now_utc()))
+    # the reasoning time (now, or --now), not the wall clock: the same input and time give the same report
+    out.add((activity, PROV.endedAtTime, Literal(format_instant(reasoned.patient.reasoning_time), datatype=XSD.dateTime)))
     out.add((activity, URIRef(str(GKG._NS) + "guideline"), guideline_iri))
     out.add((guideline_iri, URIRef("http://www.w3.org/2002/07/owl#versionInfo"), Literal(guideline.info["version"])))
     out.add((activity, PROV.wasAssociatedWith, URIRef(f"https://w3id.org/guideline-kg/engine/{engine}")))

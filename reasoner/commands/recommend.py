@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patient", help="with --endpoint: the patient's IRI")
     p.add_argument("--graph-store", help="with --endpoint: Graph Store Protocol URL")
     p.add_argument("--auth", help="with --endpoint: user:password (HTTP Digest or Basic)")
+    p.add_argument("--now", type=_instant, default=None, metavar="INSTANT",
+                   help="the reasoning time, an ISO 8601 instant such as 2026-01-31T09:30:00Z (default: now); "
+                   "the same input and reasoning time give the same report, byte for byte")
     p.set_defaults(func=run_recommend)
 
     e = sub.add_parser("explain", help="the derivation of one conclusion, as a tree")
@@ -36,7 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("key", help="a recommendation's action key, a red flag or a diagnosis key")
     e.add_argument("--format", choices=("text", "json", "turtle"), default="text")
     e.add_argument("--engine", choices=sorted(available()), default=None)
+    e.add_argument("--now", type=_instant, default=None, metavar="INSTANT", help="the reasoning time (default: now)")
     e.set_defaults(func=run_explain)
+
+
+def _instant(text: str):
+    from reasoner.clock import parse_instant
+
+    try:
+        return parse_instant(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
@@ -67,7 +80,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         return run_batch(args)
     guideline = Guideline.load()
     engine = make_engine(guideline, args.engine)
-    patient = read_patient(guideline, args.input)
+    patient = read_patient(guideline, args.input, args.now)
     report = build_report(guideline, engine.reason(patient))
     emit(render(guideline, report, args.format, engine.name), args.out)
     return 0 if report.conforms else 1
@@ -78,7 +91,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     guideline = Guideline.load()
     engine = make_engine(guideline, args.engine)
-    patient = read_patient(guideline, args.input)
+    patient = read_patient(guideline, args.input, args.now)
     reasoned = engine.reason(patient)
     report = build_report(guideline, reasoned)
     tree = explain(guideline, report, args.key)
