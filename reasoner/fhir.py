@@ -174,6 +174,12 @@ def _show(text: str, limit: int = 40) -> str:
     return repr(text[:limit])
 
 
+def _plain(text: str, limit: int = 40) -> str:
+    """A value from the input for a Warning's text: quoted, with every character that is not printable, and the
+    backslash (SHACL message templates are filled by regular-expression substitution), shown as U+FFFD."""
+    return "'" + "".join(ch if ch.isprintable() and ch != "\\" else "\ufffd" for ch in text[:limit]) + "'"
+
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -606,7 +612,7 @@ class BundleReader:
             shown = unit if unit is not None else (unit_text if unit_text is not None else "none")
             accepted = ", ".join(sorted(k for k, c in conversions.items() if c.to_unit == measurement.unit))
             self._note(r, GKG.UnreadableMeasurement,
-                       f"unit {_show(shown)} is not one the contract accepts for {label} ({accepted}); "
+                       f"unit {_plain(shown)} is not one the contract accepts for {label} ({accepted}); "
                        "the measurement is left out of reasoning")
             return
         converted = _convert(value, conversion.offset, conversion.factor, conversion.divisor)
@@ -622,7 +628,7 @@ class BundleReader:
         g.add((vital, GKG.measurement, measurement.iri))
         g.add((vital, GKG.value, _decimal_literal(converted)))
         g.add((vital, GKG.unit, Literal(measurement.unit)))
-        g.add((vital, GKG.originalValue, Literal(_plain(value))))
+        g.add((vital, GKG.originalValue, Literal(str(value))))
         g.add((vital, GKG.originalUnit, Literal(unit)))
         g.add((vital, GKG.source, Literal(r.name)))
         if comparator is not None:
@@ -688,7 +694,7 @@ class BundleReader:
             node = URIRef(f"{result}/shows/{key}")
             g.add((result, GKG.shows, node))
             g.add((node, GKG.concept, self.guideline.concepts[key].iri))
-        unmatched = [f"{s}|{c}" for s, c in conclusions if (s, c) not in self.codes]
+        unmatched = [_plain(f"{s}|{c}", 120)[1:-1] for s, c in conclusions if (s, c) not in self.codes]
         if unmatched or not matched:
             what = ", ".join(unmatched) if unmatched else "no conclusionCode"
             self._note(r, GKG.UnmatchedConclusion,
@@ -772,10 +778,6 @@ def _decimal_literal(value: Fraction | Decimal) -> Literal:
     if "." in lexical:
         lexical = lexical.rstrip("0").rstrip(".") if denominator == 1 else lexical
     return Literal(lexical, datatype=XSD.decimal)
-
-
-def _plain(value: int | Decimal) -> str:
-    return str(value)
 
 
 def read_bundle(guideline: Guideline, text: str, now: datetime | None = None) -> PatientGraph:

@@ -17,7 +17,7 @@ import pyoxigraph as ox
 from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
 
 from reasoner.errors import InputError
-from reasoner.fhir import BundleReader, PatientGraph, load_json, read_bundle
+from reasoner.fhir import MAX_DEPTH, BundleReader, PatientGraph, load_json, read_bundle
 from reasoner.guideline import Guideline
 from reasoner.namespaces import BASE, GKG, PATIENT_PREFIX
 
@@ -123,6 +123,8 @@ def check_jsonld_contexts(data: Any, name: str) -> None:
 
 
 def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGraph:
+    if syntax == "turtle":
+        _check_turtle_nesting(text, name)
     if syntax in STRICT_FORMATS:
         graph = _parse_strict(text, syntax, name)
     else:
@@ -179,10 +181,27 @@ def _parse_strict(text: str, syntax: str, name: str) -> Graph:
 
 
 _BAD_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`]')
+_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)"
+# The lexical forms of the XSD datatypes a patient graph holds (XML Schema 1.1 Part 2): a literal of one of
+# these datatypes whose text is not of that form is ill-typed and refused (rdflib would read "sNaN" as a decimal).
+LEXICAL = {
+    XSD.decimal: re.compile(_NUMBER),
+    XSD.integer: re.compile(r"[+-]?\d+"),
+    XSD.int: re.compile(r"[+-]?\d+"),
+    XSD.long: re.compile(r"[+-]?\d+"),
+    XSD.nonNegativeInteger: re.compile(r"\+?\d+|-0+"),
+    XSD.double: re.compile(_NUMBER + r"([eE][+-]?\d+)?|[+-]?INF|NaN"),
+    XSD.float: re.compile(_NUMBER + r"([eE][+-]?\d+)?|[+-]?INF|NaN"),
+    XSD.boolean: re.compile(r"true|false|1|0"),
+    XSD.dateTime: re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?"),
+    XSD.date: re.compile(r"-?\d{4,}-\d{2}-\d{2}(Z|[+-]\d{2}:\d{2})?"),
+}
+MEASURED = (GKG.value,)
 
 
 def _refuse_malformed_terms(graph: Graph, name: str) -> None:
-    """Refuse what lenient parsing lets through: IRIs with spaces or controls, literal subjects, non-IRI predicates."""
+    """Refuse what lenient parsing lets through: IRIs with spaces or controls, literal subjects, non-IRI predicates,
+    ill-typed literals, text that is not Unicode, and measured values that are not finite numbers."""
     for s, p, o in graph:
         if not isinstance(s, (URIRef, BNode)):
             raise InputError(f"{name}: a literal stands as a subject ({str(s)[:40]!r})")
@@ -191,12 +210,64 @@ def _refuse_malformed_terms(graph: Graph, name: str) -> None:
         for term in (s, p, o):
             if isinstance(term, URIRef) and _BAD_IRI.search(str(term)):
                 raise InputError(f"{name}: {str(term)[:60]!r} is not a valid IRI")
-        if isinstance(o, Literal) and _is_nan(o.value):  # rdflib's comparisons raise on NaN, as JSON refuses it
-            raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} is not a number")
+            if not _is_text(str(term)):
+                raise InputError(f"{name}: a term holds an unpaired surrogate, not Unicode text")
+        if isinstance(o, Literal):
+            _check_literal(o, p, name)
+
+
+def _check_literal(o: Literal, p: URIRef, name: str) -> None:
+    form = LEXICAL.get(o.datatype) if o.datatype is not None else None
+    if form is not None and not form.fullmatch(str(o).strip(" \t\n\r")) or getattr(o, "ill_typed", False):
+        raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid value of its datatype")
+    if o.datatype in (XSD.dateTime, XSD.date) and (o.value is None or isinstance(o.value, str)):
+        raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid date")
+    if _is_nan(o.value):  # rdflib's comparisons raise on NaN, as JSON refuses it
+        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} is not a number")
+    if p in MEASURED and isinstance(o.value, (float, Decimal)) and not _finite(o.value):
+        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} as a measured value is not a finite number")
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(value: float | Decimal) -> bool:
+    return value.is_finite() if isinstance(value, Decimal) else value not in (float("inf"), float("-inf"))
 
 
 def _is_nan(value: object) -> bool:
     return isinstance(value, (float, Decimal)) and value != value
+
+
+def _check_turtle_nesting(text: str, name: str) -> None:
+    """Blank-node property lists and collections nested no deeper than MAX_DEPTH (strings, IRIs, comments skipped)."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "[(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InputError(f"{name}: Turtle nested deeper than {MAX_DEPTH} levels")
+        elif ch in "])":
+            depth = max(0, depth - 1)
+        elif ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch == "<":
+            end = text.find(">", i + 1)
+            i = n if end < 0 else end
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if text[i] == "\\" else 1
+            i += len(quote) - 1
+        i += 1
 
 
 SCHEMA_NAMESPACES = (str(RDFS), str(OWL), "http://www.w3.org/ns/shacl#")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the hostile-input corpus: cases/, manifest.json, benign.json, uncertain.json.
+"""Write the hostile-input corpus: cases/, manifest.json, benign.json.
 
 Standard library only and deterministic: no clock, no environment, and the one
 source of "random" bytes is random.Random with a fixed seed. Running it twice
@@ -11,8 +11,6 @@ manifest.json  cases the contract (shared/contract/fhir-input.md) decides:
                expect "refused" (exit 2, one line on stderr, nothing on stdout) or
                "nonconforming" (exit 1, report with conforms: false).
 benign.json    odd but valid input: expect "ok" (exit 0).
-uncertain.json cases where the contract is silent; "guess" is the exit the
-               corpus author would expect. Not part of the manifest.
 
 Every file is under 2 MB and the corpus under 15 MB.
 """
@@ -30,7 +28,6 @@ CASES = HERE / "cases"
 
 MANIFEST: list[dict[str, str]] = []
 BENIGN: list[dict[str, str]] = []
-UNCERTAIN: list[dict[str, str]] = []
 _NAMES: set[str] = set()
 
 EXT = {"fhir": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "ntriples": ".nt", "rdfxml": ".rdf",
@@ -58,10 +55,6 @@ def case(kind: str, expect: str, name: str, data: str | bytes, why: str) -> None
 
 def benign(kind: str, name: str, data: str | bytes, why: str) -> None:
     BENIGN.append({"file": _write(kind, "ok-" + name, data), "kind": kind, "expect": "ok", "why": why})
-
-
-def unsure(kind: str, guess: str, name: str, data: str | bytes, why: str) -> None:
-    UNCERTAIN.append({"file": _write(kind, "unsure-" + name, data), "kind": kind, "guess": guess, "why": why})
 
 
 def dumps(value: object) -> str:
@@ -258,8 +251,8 @@ def gen_fhir_structure() -> None:
          "resourceType 'patient' (lowercase) is not a Patient: zero Patients")
     case("fhir", R, "two-patients", dumps(bundle(patient(), patient("p2", "HOSTILE-0002"), back_pain())),
          "two Patients")
-    case("fhir", R, "two-patients-same-id", dumps(bundle(patient(), patient(), back_pain())),
-         "duplicate Patient id: two Patients")
+    benign("fhir", "two-patients-same-id", dumps(bundle(patient(), patient(), back_pain())),
+           "the same Patient twice with identical content: one resource (contract: Duplicates)")
     case("fhir", R, "two-patients-same-id-different-mrn",
          dumps(bundle(patient(), patient(PID, "HOSTILE-9999"), back_pain())),
          "duplicate Patient id with conflicting identifiers")
@@ -347,8 +340,8 @@ def gen_fhir_datatypes() -> None:
         o["valueQuantity"] = None
         case("fhir", R, f"{which}-quantity-null", dumps(base(o)), "valueQuantity is null")
 
-    # Units that cannot be converted
-    temp_units = [("K", "kelvin: no conversion to Cel"), ("mmHg", "a pressure unit"),
+    # Units the contract does not accept: the measurement is left out with a Warning (no longer a refusal)
+    temp_units = [("mmHg", "a pressure unit"),
                   ("/min", "a rate unit"), ("degF", "'degF' is not the UCUM code [degF]"),
                   ("[degC]", "'[degC]' is not a UCUM code"), ("C", "'C' is coulomb in UCUM"),
                   ("F", "'F' is farad in UCUM"), ("cel", "UCUM is case-sensitive: 'cel' is not 'Cel'"),
@@ -356,17 +349,17 @@ def gen_fhir_datatypes() -> None:
                   ("\u202eleC", "RTL override spelling 'Cel' backwards"), ("", "empty unit"),
                   ("kg", "a mass unit"), ("%", "percent"), ("Cel/min", "a rate of temperature")]
     for i, (unit, what) in enumerate(temp_units):
-        case("fhir", R, f"temp-unit-{i:02d}", dumps(base(temp(37.0, unit))),
-             f"Body temperature unit {unit!r} cannot be converted to Cel ({what})")
+        benign("fhir", f"temp-unit-{i:02d}", dumps(base(temp(37.0, unit))),
+               f"Body temperature unit {unit!r} is not accepted ({what}): left out with a Warning")
     hr_units = [("mmHg", "a pressure unit"), ("Cel", "a temperature unit"), ("kg", "a mass unit"),
                 ("%", "percent"), ("", "empty unit"), ("[degF]", "a temperature unit"),
                 ("/MIN", "UCUM is case-sensitive"), ("min", "a duration, not a rate"), ("m", "a length")]
     for i, (unit, what) in enumerate(hr_units):
-        case("fhir", R, f"hr-unit-{i:02d}", dumps(base(hr(80, unit))),
-             f"Heart rate unit {unit!r} cannot be converted to /min ({what})")
+        benign("fhir", f"hr-unit-{i:02d}", dumps(base(hr(80, unit))),
+               f"Heart rate unit {unit!r} is not accepted ({what}): left out with a Warning")
     for which, maker in (("temp", temp), ("hr", hr)):
-        case("fhir", R, f"{which}-unit-missing", dumps(base(maker(37.0, None))),
-             "valueQuantity with a value and no unit/code at all: unit cannot be converted")
+        benign("fhir", f"{which}-unit-missing", dumps(base(maker(37.0, None))),
+               "valueQuantity with a value and no unit/code at all: left out with a Warning")
         o = maker(37.0)
         o["valueQuantity"]["code"] = 42
         o["valueQuantity"]["unit"] = 42
@@ -594,8 +587,7 @@ def gen_fhir_benign() -> None:
               {"resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order",
                "subject": dict(PREF)},
               {"resourceType": "AllergyIntolerance", "id": "al", "patient": dict(PREF)},
-              {"resourceType": "Basic", "id": "b1", "code": {"text": "anything"}},
-              {"resourceType": "SomethingMadeUp", "id": "m1", "weird": [1, {"x": None}]}]
+              {"resourceType": "Basic", "id": "b1", "code": {"text": "anything"}}]
     benign("fhir", "other-resource-types", dumps(base(*others)), "other resource types are ignored")
     sr = {"resourceType": "ServiceRequest", "id": "sr", "status": "draft", "intent": "order",
           "code": cc(LOINC, "24972-2"), "subject": dict(PREF)}
@@ -949,9 +941,12 @@ def gen_rdf_nonconforming() -> None:
                               (I(EX + "r1"), I(GKG + "shows"), I(EX + "s1")),
                               (I(EX + "s1"), I(GKG + "concept"), I(CON + "no-such-key"))],
                  "imaging conclusion with an unknown concept"))
+    # refused at once (contract: input hygiene): ill-typed literals, measured values that are not finite
+    refused_at_once = {"vital-ill-typed-decimal", "vital-ill-typed-word", "temp-out-of-range-inf",
+                       "temp-out-of-range-minus-inf"}
     for slug, g, why in muts:
         for kind, ser in RDF_KINDS:
-            case(kind, N, slug, ser(g), why)
+            case(kind, "refused" if slug in refused_at_once else N, slug, ser(g), why)
     # the same, with unicode around: still a Violation
     g = without(G(), "f1", GKG + "concept") + [(I(EX + "f1"), I(GKG + "note"), L("\u202e\u200b\u0000 odd"))]
     case("turtle", N, "finding-no-concept-unicode-note", to_turtle(g), "finding without concept, with a NUL/RTL note")
@@ -1316,12 +1311,12 @@ def gen_guideline() -> None:
 
 
 # ======================================================================
-# Cases the contract does not decide
+# Input hygiene: cases the contract's final section decides (they were uncertain before)
 # ======================================================================
 
-def gen_uncertain() -> None:
+def gen_hygiene() -> None:
     b = base(temp(37.0))
-    unsure("fhir", "ok", "utf8-bom", b"\xef\xbb\xbf" + dumps(b).encode("utf-8"),
+    benign("fhir", "utf8-bom", b"\xef\xbb\xbf" + dumps(b).encode("utf-8"),
            "UTF-8 BOM before the JSON: RFC 8259 lets a parser ignore it or treat it as an error")
     for btype in ("history", "batch", "message", None):
         bb = base(temp(37.0))
@@ -1329,69 +1324,141 @@ def gen_uncertain() -> None:
             del bb["type"]
         else:
             bb["type"] = btype
-        unsure("fhir", "refused", f"bundle-type-{btype or 'missing'}", dumps(bb),
+        case("fhir", "refused", f"bundle-type-{btype or 'missing'}", dumps(bb),
                f"Bundle.type {btype!r}: the contract lists collection/searchset/transaction/document")
     bb = base(back_pain("dup"), back_pain("dup"))
-    unsure("fhir", "refused", "duplicate-condition-ids", dumps(bb), "two Condition/dup resources in one bundle")
+    benign("fhir", "duplicate-condition-ids", dumps(bb), "two Condition/dup resources in one bundle")
     bb = base()
     bb["entry"][1]["resource"]["id"] = "bad id with spaces!"
-    unsure("fhir", "refused", "invalid-fhir-id", dumps(bb), "a resource id that is not a FHIR id")
+    case("fhir", "refused", "invalid-fhir-id", dumps(bb), "a resource id that is not a FHIR id")
     p = patient()
     del p["id"]
     p["identifier"] = []
-    unsure("fhir", "refused", "patient-unnamed", dumps(bundle(p, full_urls=False)),
+    case("fhir", "refused", "patient-unnamed", dumps(bundle(p, full_urls=False)),
            "Patient with neither identifier nor id: cannot be named")
     p = patient()
     p["identifier"][0]["value"] = "MRN\ud800"
     text = dumps(bundle(p, back_pain())).replace("MRN\ud800", "MRN\\ud800")
-    unsure("fhir", "refused", "identifier-lone-surrogate", text,
+    case("fhir", "refused", "identifier-lone-surrogate", text,
            "Patient identifier with a \\ud800 escape: it ends up in the report, which cannot encode it")
     p = patient()
     text = dumps(bundle(p, back_pain())).replace("HOSTILE-0001", "HOSTILE\\u0000-0001")
     c = condition("pain", {"coding": [{"system": SCT, "code": "279039007", "display": "@@SURR@@"}]})
-    unsure("fhir", "ok", "display-lone-surrogate", dumps(bundle(patient(), c, mass_condition())).replace(
+    case("fhir", "refused", "display-lone-surrogate", dumps(bundle(patient(), c, mass_condition())).replace(
         "@@SURR@@", "\\ud800 and \\udfff alone"), "lone surrogate escapes in a display string: syntactically JSON, "
            "not Unicode text (I-JSON forbids them); the display is not read by the mapping")
-    unsure("fhir", "ok", "identifier-nul-escape", text, "Patient identifier with a \\u0000 escape")
+    case("fhir", "refused", "identifier-nul-escape", text, "Patient identifier with a \\u0000 escape")
     o = temp(46.0, status="entered-in-error")
     o["valueQuantity"]["value"] = "not a number"
-    unsure("fhir", "ok", "entered-in-error-broken-value", dumps(base(o)),
+    benign("fhir", "entered-in-error-broken-value", dumps(base(o)),
            "entered-in-error Observation whose value is a string: ignored, or refused as broken?")
-    unsure("fhir", "refused", "temp-unit-degree-sign-only", dumps(base(dict(temp(37.0), valueQuantity={
+    benign("fhir", "temp-unit-degree-sign-only", dumps(base(dict(temp(37.0), valueQuantity={
         "value": 37.0, "unit": "\u00b0C"}))), "only unit '°C' (no UCUM code)")
-    unsure("fhir", "refused", "hr-unit-bpm", dumps(base(hr(80, "bpm"))), "'bpm' is common but not UCUM")
-    unsure("fhir", "ok", "hr-unit-per-second", dumps(base(hr(1.5, "/s"))), "'/s' is convertible to /min (x60)")
-    unsure("fhir", "refused", "subject-group", dumps(base(dict(back_pain("g"), subject={"reference": "Group/g1"}))),
+    benign("fhir", "hr-unit-bpm", dumps(base(hr(80, "bpm"))), "'bpm' is common but not UCUM")
+    benign("fhir", "hr-unit-per-second", dumps(base(hr(1.5, "/s"))), "'/s' is convertible to /min (x60)")
+    case("fhir", "refused", "subject-group", dumps(base(dict(back_pain("g"), subject={"reference": "Group/g1"}))),
            "subject is a Group not in the bundle")
-    unsure("fhir", "refused", "allergy-patient-ghost", dumps(base({
+    case("fhir", "refused", "allergy-patient-ghost", dumps(base({
         "resourceType": "AllergyIntolerance", "id": "a", "patient": {"reference": "Patient/ghost"}})),
            "AllergyIntolerance.patient (not subject) names a missing patient")
-    unsure("fhir", "ok", "duplicate-json-keys", dumps(base(temp(37.0))).replace(
+    case("fhir", "refused", "duplicate-json-keys", dumps(base(temp(37.0))).replace(
         '"value": 37.0', '"value": "x", "value": 37.0', 1), "duplicate keys: the last one (a number) wins in most parsers")
     bb = base(temp(37.0, extension="@@D@@"))
-    unsure("fhir", "refused", "deep-extension-100", dumps(bb).replace('"@@D@@"', "[" * 100 + "]" * 100),
+    case("fhir", "refused", "deep-extension-100", dumps(bb).replace('"@@D@@"', "[" * 100 + "]" * 100),
            "an ignored extension nested 100 levels deep (implementation depth limit 64)")
     # RDF
     g = patient_graph()
     bn = [(I("_:b0") if s == EX + "p" else s, p, o) for s, p, o in g]
-    unsure("turtle", "refused", "patient-blank-node",
+    case("turtle", "refused", "patient-blank-node",
            to_turtle(bn).replace("<_:b0>", "_:b0"), "the patient is a blank node")
     two = g + [(I(EX + "q"), I(RDFT), I(GKG + "Patient"))]
-    unsure("turtle", "refused", "two-patients", to_turtle(two), "two gkg:Patient nodes in one graph")
+    case("turtle", "refused", "two-patients", to_turtle(two), "two gkg:Patient nodes in one graph")
     ax = g + [(I(CON + "fever"), I("http://www.w3.org/2000/01/rdf-schema#subClassOf"), I(CON + "back-pain"))]
-    unsure("turtle", "refused", "schema-axiom", to_turtle(ax), "the patient graph adds an axiom about c:fever")
+    case("turtle", "refused", "schema-axiom", to_turtle(ax), "the patient graph adds an axiom about c:fever")
     imp = g + [(I(EX + "p"), I("http://www.w3.org/2002/07/owl#imports"), I("http://127.0.0.1:9/x"))]
-    unsure("turtle", "refused", "owl-imports-in-patient", to_turtle(imp), "owl:imports in a patient graph (never fetch)")
-    unsure("turtle", "nonconforming", "temp-nan", to_turtle(patient_graph(L("NaN", XSD + "double")))
+    case("turtle", "refused", "owl-imports-in-patient", to_turtle(imp), "owl:imports in a patient graph (never fetch)")
+    case("turtle", "refused", "temp-nan", to_turtle(patient_graph(L("NaN", XSD + "double")))
            , "\"NaN\"^^xsd:double: a number, but no range comparison is true")
     deep = to_turtle(g) + "ex:p gkg:x " + "[ gkg:x " * 20000 + "1" + " ]" * 20000 + " .\n"
-    unsure("turtle", "refused", "deep-blank-nodes-20000", deep, "valid Turtle nested 20,000 blank nodes deep")
-    unsure("turtle", "refused", "surrogate-escape", to_turtle(g).replace('"HOSTILE-RDF-1"', '"\\uD800"', 1),
+    case("turtle", "refused", "deep-blank-nodes-20000", deep, "valid Turtle nested 20,000 blank nodes deep")
+    case("turtle", "refused", "surrogate-escape", to_turtle(g).replace('"HOSTILE-RDF-1"', '"\\uD800"', 1),
            "\\uD800 escape in Turtle: the grammar allows it, but it is not a Unicode scalar value")
-    unsure("sparql", "refused", "gkg-prefix-undeclared", "SELECT * WHERE { ?p a gkg:Patient }\n",
+    case("sparql", "refused", "gkg-prefix-undeclared", "SELECT * WHERE { ?p a gkg:Patient }\n",
            "gkg: without PREFIX: refused unless the endpoint pre-declares project prefixes")
-    unsure("turtle", "ok", "base-file", "@base <file:///etc/> .\n" + to_turtle(g) + "ex:p ex:x <passwd> .\n",
+    benign("turtle", "base-file", "@base <file:///etc/> .\n" + to_turtle(g) + "ex:p ex:x <passwd> .\n",
            "@base file:///etc/ with a relative IRI: an IRI, never read")
+
+
+def gen_decisions() -> None:
+    """The contract's "Decisions on cases the first version left open" and the robustness issue's inputs."""
+    # resourceType: only FHIR R4's, spelled exactly; none reaches the reader's own methods
+    for rtype in ("Fact", "_Init__", "Record", "Keys", "condition", "__class__", "Observation "):
+        slug = "".join(ch if ch.isalnum() else "_" for ch in rtype).strip("_").lower() or "blank"
+        case("fhir", "refused", f"resource-type-{slug}", dumps(base({"resourceType": rtype, "id": "x1",
+             "subject": dict(PREF)})), f"resourceType {rtype!r} is not a FHIR R4 resource type (exact spelling)")
+    case("fhir", "refused", "status-upper-case", dumps(base(temp(37.0, status="ENTERED-IN-ERROR"))),
+         "status 'ENTERED-IN-ERROR': FHIR codes are case-sensitive")
+    case("fhir", "refused", "report-status-unknown-code", dumps(base({
+        "resourceType": "DiagnosticReport", "id": "r1", "status": "Final", "subject": dict(PREF),
+        "code": cc(LOINC, "24967-2")})), "DiagnosticReport status 'Final' is not a FHIR code")
+    # dates that overflow once converted to UTC
+    for slug, when in (("date-overflow-9999", "9999-12-31T23:59:59-01:00"),
+                       ("date-underflow-0001", "0001-01-01T00:00:00+01:00")):
+        case("fhir", "refused", slug, dumps(base(temp(37.0, effectiveDateTime=when))),
+             f"effectiveDateTime {when} falls outside years 0001-9999 in UTC: a clean refusal, never a crash")
+    # duplicates: identical merged (benign above), different content refused naming the resource
+    changed = back_pain("dup")
+    changed["clinicalStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "resolved")
+    case("fhir", "refused", "duplicate-id-different-content", dumps(base(back_pain("dup"), changed)),
+         "Condition/dup twice with different content")
+    # references
+    case("fhir", "refused", "subject-foreign-server", dumps(base(dict(back_pain("f"), subject={
+        "reference": "https://other.example.org/r4/Patient/p1"}))),
+         "an absolute reference to another server never resolves to the local Patient")
+    case("fhir", "refused", "subject-reference-control-char", dumps(base(dict(back_pain("c"), subject={
+        "reference": "Patient/p1\u0007"}))).replace("\\u0007", "\u0007"), "a control character in a reference")
+    case("fhir", "refused", "comparator-not-fhir", dumps(base(temp(38.5, valueQuantity={
+        "value": 38.5, "comparator": "~", "unit": "Cel", "system": UCUM, "code": "Cel"}))),
+         "valueQuantity.comparator '~' is not a FHIR comparator")
+    # numbers of any magnitude are numbers: outside the plausible range a Violation (exit 1)
+    case("fhir", "nonconforming", "temp-1e499", dumps(base(temp(0))).replace('"value": 0', '"value": 1e499', 1),
+         "1e499 Cel is a number far outside 25-45 Cel: a Violation, not a refusal")
+    case("fhir", "nonconforming", "temp-4000-digits", dumps(base(temp(0))).replace(
+        '"value": 0', '"value": ' + "9" * 4000, 1), "a 4,000-digit body temperature: a Violation")
+    case("fhir", "nonconforming", "temp-45-004", dumps(base(temp(0))).replace('"value": 0', '"value": 45.004', 1),
+         "45.004 Cel is outside the range 25-45 Cel: compared unrounded")
+    # RDF: refused at once (no slow path)
+    case("turtle", "refused", "decimal-snan", to_turtle(patient_graph(L("sNaN", XSD + "decimal"))),
+         '"sNaN"^^xsd:decimal is not an xsd:decimal')
+    case("turtle", "refused", "double-inf", to_turtle(patient_graph(L("INF", XSD + "double"))),
+         '"INF"^^xsd:double: a measured value must be a finite number')
+    case("turtle", "refused", "integer-ill-typed", to_turtle(patient_graph(None, L("eighty", XSD + "integer"))),
+         '"eighty"^^xsd:integer is ill-typed')
+    case("turtle", "refused", "date-time-ill-typed", to_turtle(patient_graph()) +
+         'ex:v1 gkg:effective "yesterday"^^xsd:dateTime .\n', '"yesterday"^^xsd:dateTime is ill-typed')
+    g = patient_graph()
+    case("turtle", "refused", "nested-65", to_turtle(g) + "ex:p gkg:x " + "[ gkg:x " * 65 + "1" + " ]" * 65 + " .\n",
+         "blank nodes nested 65 deep: over the 64 levels every format allows")
+    case("jsonld", "refused", "nested-65", dumps({"@context": {"gkg": GKG}, "@id": EX + "p",
+                                                  "@type": GKG + "Patient", "gkg:x": _nest(65)}),
+         "JSON-LD nested 65 deep")
+    benign("turtle", "nested-40", to_turtle(g) + "ex:p gkg:x " + "[ gkg:x " * 40 + "1" + " ]" * 40 + " .\n",
+           "blank nodes nested 40 deep: within the limit")
+    # accepted, with a Warning
+    benign("fhir", "temp-kelvin", dumps(base(temp(310.15, "K"))), "310.15 K converts exactly to 37 Cel")
+    benign("fhir", "hr-beat-per-min", dumps(base(hr(80, "{beat}/min"))), "{beat}/min is an accepted UCUM code")
+    benign("fhir", "temp-future", dumps(base(temp(39.0, effectiveDateTime="2999-01-01"))),
+           "a time far after the reasoning time: Warning, treated as undated")
+    benign("fhir", "temp-bound-undecided", dumps(base(temp(38.5, valueQuantity={
+        "value": 38.5, "comparator": "<", "unit": "Cel", "system": UCUM, "code": "Cel"}))),
+           "<38.5 Cel decides no threshold: left out with a Warning")
+
+
+def _nest(depth: int) -> object:
+    node: object = 1
+    for _ in range(depth):
+        node = {"gkg:x": node}
+    return node
 
 
 def main() -> None:
@@ -1408,8 +1475,9 @@ def main() -> None:
     gen_guideline()
     gen_fhir_benign()
     gen_rdf_benign()
-    gen_uncertain()
-    for name, rows in (("manifest.json", MANIFEST), ("benign.json", BENIGN), ("uncertain.json", UNCERTAIN)):
+    gen_hygiene()
+    gen_decisions()
+    for name, rows in (("manifest.json", MANIFEST), ("benign.json", BENIGN)):
         (HERE / name).write_text(json.dumps(rows, indent=1, ensure_ascii=True) + "\n", encoding="utf-8")
     total = sum(f.stat().st_size for f in CASES.iterdir())
     if total >= 15 * 1024 * 1024:
@@ -1419,7 +1487,7 @@ def main() -> None:
         counts[row["kind"], row["expect"]] = counts.get((row["kind"], row["expect"]), 0) + 1
     for (kind, expect), n in sorted(counts.items()):
         print(f"{kind:10s} {expect:14s} {n}")
-    print(f"manifest {len(MANIFEST)}, benign {len(BENIGN)}, uncertain {len(UNCERTAIN)}, {total} bytes")
+    print(f"manifest {len(MANIFEST)}, benign {len(BENIGN)}, {total} bytes")
 
 
 if __name__ == "__main__":
