@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reasoner.clock import parse_instant
 from reasoner.engines import make_engine
 from reasoner.guideline import Guideline
 from reasoner.patient import read_patient
@@ -37,11 +38,15 @@ def engine():
     return make_engine(guideline())
 
 
+# The reasoning time tests use unless a case gives its own: reports stay the same from day to day.
+TEST_NOW = "2026-01-15T12:00:00Z"
+
+
 @lru_cache(maxsize=None)
-def report_for(path: str) -> dict[str, Any]:
-    """The JSON report of one input file with the default engine, computed once per test session."""
+def report_for(path: str, now: str = TEST_NOW) -> dict[str, Any]:
+    """The JSON report of one input file with the default engine at a fixed reasoning time, computed once."""
     g = guideline()
-    return build_report(g, engine().reason(read_patient(g, Path(path)))).data
+    return build_report(g, engine().reason(read_patient(g, Path(path), parse_instant(now)))).data
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from rdflib import Namespace
 
-from conftest import CASES, guideline, report_for, report_schema
+from conftest import CASES, TEST_NOW, guideline, report_for, report_schema
 
 G = Namespace("https://w3id.org/guideline-kg/mid-lumbar-mass/")
 GKG = Namespace("https://w3id.org/guideline-kg/vocab#")
@@ -26,8 +26,10 @@ def _fired(report: dict) -> set[str]:
 @pytest.mark.parametrize("case", CASE_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_case_outcome_matches_expected(case: Path) -> None:
     expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
-    report = report_for(str(case / "bundle.json"))
+    now = expected.get("now", TEST_NOW)
+    report = report_for(str(case / "bundle.json"), now)
     jsonschema.validate(report, report_schema())
+    assert report["x-reasoning-time"] == now
     code = 0 if report["conforms"] else 1
     assert code == expected.get("exit_code", 0), expected["description"]
     if "applicable" in expected:
@@ -53,6 +55,22 @@ def test_case_outcome_matches_expected(case: Path) -> None:
         assert (want["key"], want["status"]) in findings, f"{want}: {expected['description']}"
     assert set(expected.get("context_include", [])) <= set(report.get("context", [])), expected["description"]
     assert set(expected.get("differential_include", [])) <= {d["key"] for d in report["differential"]}
+    for unwanted in expected.get("findings_exclude", []):
+        keys = {(f["key"], f["status"]) if "status" in unwanted else f["key"] for f in report["findings"]}
+        want = (unwanted["key"], unwanted["status"]) if "status" in unwanted else unwanted["key"]
+        assert want not in keys, f"{unwanted}: {expected['description']}"
+    for want in expected.get("warnings_include", []):
+        assert any(_is(v, "Warning", want["shape"]) and want["source"] in v["message"] for v in report["violations"]), \
+            f"Warning {want} missing: {expected['description']}"
+    for shape in expected.get("warnings_exclude", []):
+        assert not any(_is(v, "Warning", shape) for v in report["violations"]), expected["description"]
+    for shape in expected.get("violations_include", []):
+        assert any(_is(v, "Violation", shape) for v in report["violations"]), expected["description"]
+
+
+def _is(result: dict, severity: str, shape: str) -> bool:
+    """A shape result of this severity from the shape (or SPARQL constraint) named by its local name."""
+    return result["severity"] == severity and (result["shape"] or "").rsplit("/", 1)[-1] == shape
 
 
 def _recommendation_ids() -> list[str]:
