@@ -181,19 +181,19 @@ class BulkIndex:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
+def _init_worker(engine_name: str | None, fmt: str, out: str | None, now: Any = None) -> None:
     from reasoner.engines import make_engine
     from reasoner.guideline import Guideline
 
     guideline = Guideline.load()
-    _STATE.update(guideline=guideline, engine=make_engine(guideline, engine_name), fmt=fmt, out=out)
+    _STATE.update(guideline=guideline, engine=make_engine(guideline, engine_name), fmt=fmt, out=out, now=now)
 
 
-def _init_settled_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
+def _init_settled_worker(engine_name: str | None, fmt: str, out: str | None, now: Any = None) -> None:
     """A worker process: the engine loaded, then out of the garbage collector's way for the worker's life."""
     from reasoner.engines import settle
 
-    _init_worker(engine_name, fmt, out)
+    _init_worker(engine_name, fmt, out, now)
     settle()
 
 
@@ -207,11 +207,12 @@ def _process(unit: Unit) -> Outcome:
     from reasoner.report import build_report
 
     guideline, engine, fmt, out = _STATE["guideline"], _STATE["engine"], _STATE["fmt"], _STATE["out"]
+    now = _STATE.get("now")  # one reasoning time for the whole run
     try:
         if unit.path is not None:
-            patient = read_patient(guideline, Path(unit.path))
+            patient = read_patient(guideline, Path(unit.path), now)
         else:
-            patient = parse_patient(guideline, unit.text or "", "json", unit.name)
+            patient = parse_patient(guideline, unit.text or "", "json", unit.name, now)
         report = build_report(guideline, engine.reason(patient))
         status = "conforms" if report.conforms else "nonconforming"
         if out is None:
@@ -363,7 +364,10 @@ def run_batch(args: argparse.Namespace) -> int:
                 yield unit
 
         engine_name = getattr(args, "engine", None)
-        for outcome in _results(todo(), jobs, (engine_name, fmt, str(out) if out is not None else None)):
+        from reasoner.clock import current_instant
+
+        now = getattr(args, "now", None) or current_instant()  # the run's reasoning time, the same for every patient
+        for outcome in _results(todo(), jobs, (engine_name, fmt, str(out) if out is not None else None, now)):
             counts[outcome.status] += 1
             if outcome.status == "refused":
                 if progress.enabled:

@@ -165,6 +165,10 @@ def _parse_strict(text: str, syntax: str, name: str) -> Graph:
             if node.language:
                 return Literal(node.value, lang=node.language)
             datatype = URIRef(node.datatype.value)
+            form = LEXICAL.get(datatype)  # checked before rdflib rewrites a lexical form Python can read ("1e3")
+            if form is not None and not form.fullmatch(node.value.strip(" \t\n\r")):
+                raise InputError(f"{name}: {node.value[:20]!r}^^<{datatype}> is ill-typed: not a valid value of its "
+                                 "datatype")
             return Literal(node.value) if datatype == XSD.string else Literal(node.value, datatype=datatype)
         raise InputError(f"{name}: a triple term (RDF 1.2) is not accepted in a patient graph")
 

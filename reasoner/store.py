@@ -187,7 +187,8 @@ def recommend_from_store(args: argparse.Namespace) -> int:
         facts.add((row["s"], row["p"], row["o"]))  # type: ignore[call-overload, index]
     if len(facts) == 0:
         raise InputError(f"{store.endpoint} holds no gkg:Patient {patient.n3()}")
-    patient_graph = parse_patient(guideline, facts.serialize(format="nt"), "nt", str(patient))
+    patient_graph = parse_patient(guideline, facts.serialize(format="nt"), "nt", str(patient),
+                                  getattr(args, "now", None))
     engine = make_engine(guideline, args.engine)
     report = build_report(guideline, engine.reason(patient_graph))
     graph = report_graph(guideline, report, engine.name)

@@ -24,7 +24,8 @@ from reasoner.fast import FastEngine, TBox, closed_guideline
 from reasoner.guideline import Guideline
 from reasoner.patient import parse_patient
 from reasoner.report import build_report
-from conftest import EXAMPLES
+from conftest import CASES, EXAMPLES, TEST_NOW
+from reasoner.clock import parse_instant
 
 BRANCHES = ("fever-vitals", "vitals-at-threshold", "documented-absences", "contradiction", "vital-out-of-range",
             "mri-contraindicated-deficit", "imaging-ct-contraindicated-negative", "imaging-unknown-conclusion",
@@ -47,9 +48,24 @@ def cohort_inputs() -> dict[str, str]:
     return found
 
 
+# One case of each input decision (tests/cases/make_input_cases.py): units, exact thresholds, comparators,
+# time order, value qualifiers, references, status filters, a Violation from the exact range check.
+INPUT_CASES = ("red-flag-fever/out-temperature-37-996-cel", "red-flag-fever/in-temperature-311-15-kelvin",
+               "red-flag-fever/in-comparator-undecided-next-most-recent-counts",
+               "red-flag-fever/in-partial-date-is-its-first-instant", "red-flag-fever/in-future-reading-treated-as-undated",
+               "red-flag-fever/out-mixed-dated-afebrile-undated-febrile", "red-flag-fever/out-observation-value-absent",
+               "red-flag-fever/in-subject-urn-uuid", "red-flag-fever/out-temperature-45-004-cel-violation",
+               "red-flag-tachycardia/in-heart-rate-per-second", "red-flag-tachycardia/in-comparator-above-100",
+               "red-flag-tachycardia/out-unit-bpm-left-out",
+               "ct-when-mri-contraindicated-or-unavailable/out-flag-period-ended",
+               "reassess-if-imaging-negative/out-negative-mri-status-unknown",
+               "reassess-if-imaging-negative/in-negative-mri-dated-in-the-future")
+
+
 def inputs() -> dict[str, str]:
     named = {f"example/{p.stem}": p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.json"))}
     named.update({f"cohort/{k}": v for k, v in cohort_inputs().items()})
+    named.update({f"cases/{c}": (CASES / c / "bundle.json").read_text(encoding="utf-8") for c in INPUT_CASES})
     return named
 
 
@@ -64,7 +80,7 @@ def _init() -> None:
 def _both(item: tuple[str, str]) -> tuple[str, str, str, Any, Any]:
     name, text = item
     guideline = _STATE["guideline"]
-    patient = parse_patient(guideline, text, "json", name)
+    patient = parse_patient(guideline, text, "json", name, parse_instant(TEST_NOW))
     fast = _STATE["fast"].reason(patient)
     reference = _STATE["reference"].reason(patient)
     fast_triples = frozenset(fast.graph) if fast.graph is not None else None
