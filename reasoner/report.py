@@ -125,7 +125,7 @@ def _findings(guideline: Guideline, reasoned: Reasoned) -> tuple[list[dict[str, 
         if row["fromKey"]:
             fact["from"].add(row["fromKey"])
         elif row["fromMeasurement"]:
-            fact["from"].add(f"http://loinc.org|{row['fromMeasurement']}")
+            fact["from"].add(f"{row['fromSystem']}|{row['fromMeasurement']}")
         if row["fromSource"]:
             fact["source"].add(row["fromSource"])
     findings = []
