@@ -172,7 +172,7 @@ T1, T2, T3 = "2025-02-11T08:00:00Z", "2025-02-11T09:00:00Z", "2025-02-11T10:00:0
 
 
 def warn(shape: str, source: str) -> dict[str, Any]:
-    return {"warnings_include": [{"shape": shape, "source": source}]}
+    return {"warnings_include": [{"shape": shape, "names": source}]}
 
 
 # folder, name, description, bundle maker, expected fields
@@ -217,8 +217,8 @@ SPECS: list[tuple[str, str, str, Callable[[], Bundle], dict[str, Any]]] = [
     ("red-flag-fever", "in-future-reading-treated-as-undated",
      "A reading dated in 2999 is a Warning and treated as undated: the dated febrile reading counts.",
      temps(("now", q(38.4, "Cel"), T1), ("later", q(36.5, "Cel"), "2999-01-01T00:00:00Z")),
-     {**FEVER_PRESENT, "warnings_include": [{"shape": "FutureTime-source", "source": "Observation/later"},
-                                            {"shape": "UndatedMeasurement-source", "source": "Observation/later"}]}),
+     {**FEVER_PRESENT, "warnings_include": [{"shape": "FutureTime-source", "names": "Observation/later"},
+                                            {"shape": "UndatedMeasurement-source", "names": "Observation/later"}]}),
     ("red-flag-fever", "in-mixed-dated-and-undated",
      "Dated 38.4 Cel and undated 36.5 Cel: the dated one counts and a Warning names the undated one.",
      temps(("dated", q(38.4, "Cel"), T1), ("undated", q(36.5, "Cel"), None)),
@@ -229,7 +229,7 @@ SPECS: list[tuple[str, str, str, Callable[[], Bundle], dict[str, Any]]] = [
      {**FEVER_ABSENT, **warn("UndatedMeasurement-source", "Observation/undated")}),
     ("red-flag-fever", "in-undated-only-highest-counts", "With no dated reading, the highest counts.",
      temps(("a", q(37.0, "Cel"), None), ("b", q(38.9, "Cel"), None)),
-     {**FEVER_PRESENT, "warnings_exclude": ["UndatedMeasurement-source"]}),
+     {**FEVER_PRESENT, "warnings_exclude": [{"shape": "UndatedMeasurement-source"}]}),
     # value qualifiers
     ("red-flag-fever", "out-observation-value-absent", "An Observation of fever with value SNOMED 2667000 (Absent): documented absent.",
      finding_observation("2667000"), FEVER_ABSENT),
