@@ -1,4 +1,5 @@
-"""The same input gives byte-identical JSON: run after run, process after process, whatever the hash seed."""
+"""The same input at the same reasoning time gives byte-identical JSON: run after run, process after process,
+whatever the hash seed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, TEST_NOW
 from reasoner import engines
 from reasoner.cli import main
 
@@ -20,7 +21,7 @@ INPUTS = [EXAMPLES / "palpable-mass-fever.json", EXAMPLES / "mri-malignancy-resu
 
 
 def in_process(capsys: pytest.CaptureFixture[str], path: Path, fmt: str = "json") -> str:
-    code = main(["recommend", str(path), "--engine", ENGINE, "--format", fmt])
+    code = main(["recommend", str(path), "--engine", ENGINE, "--format", fmt, "--now", TEST_NOW])
     captured = capsys.readouterr()
     assert code in (0, 1), captured.err
     return captured.out
@@ -28,8 +29,8 @@ def in_process(capsys: pytest.CaptureFixture[str], path: Path, fmt: str = "json"
 
 def in_subprocess(path: Path, seed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    completed = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(path), "--engine", ENGINE],
-                               capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    completed = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(path), "--engine", ENGINE,
+                                "--now", TEST_NOW], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
     assert completed.returncode in (0, 1), completed.stderr
     return completed.stdout
 

@@ -134,8 +134,8 @@ def test_nonconforming_patient_exits_1_with_violations_and_nothing_derived(capsy
      "Observation/o1: valueQuantity.value"),
     ('{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "id": "a"}},'
      ' {"resource": {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/a"},'
-     ' "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]}, "valueQuantity": {"value": 300, "code": "K"}}}]}',
-     "cannot be converted"),
+     ' "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]}, "valueQuantity": {"value": 300, "code": 42}}}]}',
+     "Observation/o1: valueQuantity.code is not a string"),
     ('{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "id": "a"}},'
      ' {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/zz"},'
      ' "code": {"coding": [{"system": "http://snomed.info/sct", "code": "386661006"}]}}}]}', "Condition/c1: subject.reference"),
