@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from rdflib import RDF, RDFS, Graph, URIRef
@@ -55,6 +56,17 @@ def _statements(g: Graph, element: URIRef) -> list[Node]:
     return nodes
 
 
+def _display(value: object) -> str:
+    """A converted value as shown to a reader: a long (repeating) fraction to three decimals; the comparisons
+    used the exact value."""
+    number = getattr(value, "value", None)
+    if isinstance(number, Decimal) and number.is_finite() and abs(number.adjusted()) < 30:
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -3:
+            return str(number.quantize(Decimal("0.001")))
+    return str(value)
+
+
 def _fact(g: Graph, fact: URIRef, depth: int = 0) -> Node:
     concept = g.value(fact, GKG.concept)
     if concept is None and (fact, RDF.type, GKG.ImagingResult) in g:
@@ -63,8 +75,10 @@ def _fact(g: Graph, fact: URIRef, depth: int = 0) -> Node:
         return Node("fact", f"imaging result: {study} shows {shows or 'nothing matched'}", str(fact),
                     f"from {g.value(fact, GKG.source)}")
     if concept is None and (fact, RDF.type, GKG.VitalSign) in g:
-        return Node("fact", f"{g.value(g.value(fact, GKG.measurement), RDFS.label)} {g.value(fact, GKG.value)} "
-                    f"{g.value(fact, GKG.unit)} (as received: {g.value(fact, GKG.originalValue)} {g.value(fact, GKG.originalUnit)})",
+        comparator = g.value(fact, GKG.comparator) or ""
+        return Node("fact", f"{g.value(g.value(fact, GKG.measurement), RDFS.label)} {comparator}"
+                    f"{_display(g.value(fact, GKG.value))} {g.value(fact, GKG.unit)} (as received: {comparator}"
+                    f"{g.value(fact, GKG.originalValue)} {g.value(fact, GKG.originalUnit)})",
                     str(fact), f"from {g.value(fact, GKG.source)}")
     status = str(g.value(g.value(fact, GKG.status), URIRef("http://www.w3.org/2004/02/skos/core#notation")) or "present")
     origin = g.value(fact, GKG.origin)
