@@ -25,7 +25,7 @@ import pytest
 from rdflib import Dataset, URIRef
 from rdflib.namespace import RDF
 
-from conftest import EXAMPLES, ROOT, guideline, report_for
+from conftest import EXAMPLES, ROOT, TEST_NOW, guideline, report_for
 from reasoner.cli import main
 from reasoner.fhir import read_bundle
 from reasoner.namespaces import GKG
@@ -92,7 +92,7 @@ def store_input_patient(store: Store, example: str) -> URIRef:
 def recommend_from(endpoint: str, patient: URIRef, tmp_path: Path, *extra: str) -> dict:
     out = tmp_path / "report.json"
     code = main(["recommend", "--endpoint", endpoint, "--patient", str(patient), "--format", "json",
-                 "--out", str(out), *extra])
+                 "--out", str(out), "--now", TEST_NOW, *extra])
     assert code in (0, 1)
     return json.loads(out.read_text(encoding="utf-8"))
 
