@@ -221,15 +221,18 @@ def _refuse_malformed_terms(graph: Graph, name: str) -> None:
 
 
 def _check_literal(o: Literal, p: URIRef, name: str) -> None:
+    if p in MEASURED and isinstance(o.value, (float, Decimal)) and not _finite(o.value):
+        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} as a measured value is not a finite number")
+    if _is_nan(o.value):  # rdflib's comparisons raise on NaN, as JSON refuses it
+        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} is not a number")
     form = LEXICAL.get(o.datatype) if o.datatype is not None else None
-    if form is not None and not form.fullmatch(str(o).strip(" \t\n\r")) or getattr(o, "ill_typed", False):
+    text = str(o).strip(" \t\n\r")
+    if o.datatype in (XSD.double, XSD.float) and text in ("inf", "-inf"):
+        text = text.upper()  # rdflib's spelling of INF once it has read the literal
+    if form is not None and not form.fullmatch(text) or getattr(o, "ill_typed", False):
         raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid value of its datatype")
     if o.datatype in (XSD.dateTime, XSD.date) and (o.value is None or isinstance(o.value, str)):
         raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid date")
-    if _is_nan(o.value):  # rdflib's comparisons raise on NaN, as JSON refuses it
-        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} is not a number")
-    if p in MEASURED and isinstance(o.value, (float, Decimal)) and not _finite(o.value):
-        raise InputError(f"{name}: {str(o)[:20]!r}^^{o.datatype} as a measured value is not a finite number")
 
 
 def _is_text(text: str) -> bool:
