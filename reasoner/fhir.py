@@ -166,7 +166,28 @@ def load_json(text: str, what: str = "input") -> Any:
         _check_strings(value, what)
     if isinstance(value, (dict, list)):
         _check_nesting(value, 0, what)
+        if _CONTROL_ESCAPE.search(text) is not None:  # JSON writes a control character only as an escape
+            _check_names(value, what)
     return value
+
+
+_CONTROL_ESCAPE = re.compile(r"\\(u00[01][0-9a-fA-F]|u007[fF]|[bfnrt])")
+NAMING_KEYS = ("reference", "id", "fullUrl")
+
+
+def _check_names(value: Any, what: str) -> None:
+    """No control character in a reference, an id or a fullUrl, wherever it stands (identifiers: see _identifier)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in NAMING_KEYS:
+                text = item.get(key)
+                if isinstance(text, str) and CONTROL.search(text):
+                    raise InputError(f"{what}: {key} {_show(text)} holds a control character")
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
 
 
 def _show(text: str, limit: int = 40) -> str:

@@ -303,6 +303,16 @@ def test_a_byte_order_mark_is_accepted_and_duplicate_keys_are_refused() -> None:
     assert load_json('{"a": 1, "b": {"a": 2}}') == {"a": 1, "b": {"a": 2}}
 
 
+@pytest.mark.parametrize("where", ["result", "performer"])
+def test_a_control_character_in_any_reference_is_refused(where: str) -> None:
+    b = _bundle(MRI)
+    _resource(b, "DiagnosticReport")[where] = [{"reference": "Observation/o\u00071"}]
+    with pytest.raises(InputError, match="reference 'Observation/o\\\\x071' holds a control character"):
+        _read(b)
+    _resource(b, "DiagnosticReport")[where] = [{"reference": "Observation/o1", "display": "tab\there is text"}]
+    assert any(p == GKG.hasImagingResult for _, p, _ in _read(b).triples)
+
+
 def test_a_control_character_in_an_identifier_is_refused() -> None:
     b = _bundle()
     _resource(b, "Patient")["identifier"][0]["value"] = "MRN\u00001"
