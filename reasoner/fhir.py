@@ -613,7 +613,7 @@ class BundleReader:
         value = quantity.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
             raise r.fail("valueQuantity.value", f"{_show(str(value))} is not a number")
-        if not value.is_finite() if isinstance(value, Decimal) else False:
+        if isinstance(value, Decimal) and not value.is_finite():
             raise r.fail("valueQuantity.value", "is not a finite number")
         comparator = quantity.get("comparator")
         if comparator is not None and comparator not in COMPARATORS:
@@ -796,8 +796,6 @@ def _decimal_literal(value: Fraction | Decimal) -> Literal:
     sign = "-" if digits < 0 else ""
     text = str(abs(digits)).rjust(places + 1, "0")
     lexical = f"{sign}{text[:-places]}.{text[-places:]}" if places else f"{sign}{text}"
-    if "." in lexical:
-        lexical = lexical.rstrip("0").rstrip(".") if denominator == 1 else lexical
     return Literal(lexical, datatype=XSD.decimal)
 
 
