@@ -148,6 +148,8 @@ def _read_rdf(text: str, syntax: str, name: str, data: Any = None) -> PatientGra
     if isinstance(patient, BNode) or not isinstance(patient, URIRef):
         raise InputError(f"{name}: the gkg:Patient node must be an IRI, not a blank node")
     identifier = next((str(o) for o in graph.objects(patient, GKG.identifier)), str(patient))
+    if _CONTROL.search(identifier):
+        raise InputError(f"{name}: the patient's gkg:identifier holds a control character")
     return PatientGraph(graph, patient, identifier, "rdf")
 
 
@@ -184,6 +186,7 @@ def _parse_strict(text: str, syntax: str, name: str) -> Graph:
     return graph
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`]')
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)"
 # The lexical forms of the XSD datatypes a patient graph holds (XML Schema 1.1 Part 2): a literal of one of

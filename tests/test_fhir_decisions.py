@@ -345,6 +345,13 @@ def test_a_well_typed_measured_value_is_read(value: str) -> None:
     assert patient.reasoning_time == NOW
 
 
+def test_a_control_character_in_an_rdf_patients_identifier_is_refused() -> None:
+    text = RDF_PATIENT.replace("VALUE", "38.2")
+    assert parse_patient(guideline(), text, "turtle", "p.ttl").identifier == "R1"
+    with pytest.raises(InputError, match="identifier holds a control character"):
+        parse_patient(guideline(), text.replace('"R1"', '"R\\u00071"'), "turtle", "p.ttl")
+
+
 def test_turtle_nested_past_the_limit_is_refused_and_within_it_read() -> None:
     def nested(depth: int) -> str:
         return RDF_PATIENT.replace("VALUE", "38.2") + "<urn:ex:p> gkg:x " + "[ gkg:x " * depth + "1" + " ]" * depth + " .\n"

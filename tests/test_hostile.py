@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from rdflib.plugins.sparql import prepareQuery
 
-from conftest import ROOT, guideline
+from conftest import ROOT, TEST_NOW, guideline
+from reasoner.clock import parse_instant
 from reasoner import engines
 from reasoner.cli import build_parser, main
 from reasoner.guideline import Guideline
@@ -88,7 +89,7 @@ def _command(case: dict[str, str], *extra: str) -> list[str]:
         return ["query", path, *extra]
     if case["kind"] == "guideline":
         return ["check-guideline", path, *extra]
-    return ["recommend", path, "--engine", ENGINE, *extra]
+    return ["recommend", path, "--engine", ENGINE, "--now", TEST_NOW, *extra]
 
 
 def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
@@ -194,5 +195,6 @@ def test_the_process_is_still_healthy_after_the_corpus(capsys: pytest.CaptureFix
     from reasoner.patient import read_patient
     from reasoner.report import build_report
 
-    expected = build_report(guideline(), fresh.reason(read_patient(guideline(), HOSTILE / baseline["file"])))
+    expected = build_report(guideline(), fresh.reason(read_patient(guideline(), HOSTILE / baseline["file"],
+                                                                   parse_instant(TEST_NOW))))
     assert out == expected.to_json()
