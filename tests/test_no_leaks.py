@@ -212,7 +212,7 @@ def test_every_command_runs_inside_the_guard(capsys, monkeypatch: pytest.MonkeyP
 
     seen: list[guard.Policy | None] = []
 
-    def read_patient(_guideline: Any, path: Path) -> Any:
+    def read_patient(_guideline: Any, path: Path, _now: Any = None) -> Any:
         seen.append(guard.active())
         with pytest.raises(guard.IsolationError):
             secret.read_text(encoding="utf-8")
