@@ -100,12 +100,18 @@ def render_check(report: CheckReport) -> str:
         if r.value is not None:
             lines.append(f"  value:   {_short(names, r.value)}")
         lines.append(f"  message: {_short_all(names, r.message)}")
+        place = report.where(r.focus, r.path)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     for q in report.qc:
         lines.append(f"{q.severity}  {_short(names, q.entity)}")
         lines.append(f"  check:   qc/{q.check}-violation.rq")
         if q.value is not None:
             lines.append(f"  value:   {_short(names, q.value)}")
         lines.append(f"  message: {q.summary}")
+        place = report.where(q.entity)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     if report.shapes or report.qc:
         lines.append("")
     violations, warnings = report.count("Violation"), report.count("Warning")
