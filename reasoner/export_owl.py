@@ -32,6 +32,10 @@ def merged_ontology(graph: Graph) -> Graph:
     """``graph`` (not mutated) as one ontology: the umbrella's header, no module headers, no imports."""
     root = umbrella(graph)
     modules = {h for h in graph.subjects(RDF.type, OWL.Ontology) if h != root}
+    for module in sorted(modules):
+        other = sorted(str(t) for t in graph.objects(module, RDF.type) if t != OWL.Ontology)
+        if other:  # its triples would be dropped with the header
+            raise GuidelineError(f"<{module}> is both an ontology header and a {', '.join(other)}; give one of them another IRI")
     merged = Graph()
     for prefix, namespace in graph.namespaces():
         merged.bind(prefix, namespace, override=True)

@@ -318,7 +318,7 @@ def build_concepts(shared: Path) -> str:
                  f"    rdfs:label {lit(row['label'], 'en')} ;",
                  f"    skos:prefLabel {lit(row['label'], 'en')} ;",
                  f"    gkg:key {lit(key)} ;",
-                 "    skos:inScheme g:concepts"]
+                 "    skos:inScheme g:concept-scheme"]
         if named:
             lines[-1] += " ;"
             lines.append(f"    gkg:namedIn {', '.join(named)}")
@@ -353,7 +353,7 @@ def build_concepts(shared: Path) -> str:
             lines[-1] += " ;"
             lines.append(f"    gkg:codingNote {lit(r['note'])}")
         out.append("\n".join(lines) + " .\n")
-    out.append(f"""g:concepts a skos:ConceptScheme ;
+    out.append(f"""g:concept-scheme a skos:ConceptScheme ;
     skos:prefLabel {lit("Concepts of the mid-lumbar mass guideline", "en")} ;
     skos:notation {lit("urn:guideline-kg:concept")} ;
     rdfs:comment {lit("The local code system urn:guideline-kg:concept: a concept's code is its key.", "en")} .
