@@ -76,7 +76,9 @@ def sssom_export(guideline: Guideline) -> str:
     writer = csv.writer(out, delimiter="\t", lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        comment = f"match: {row['match']}" + (f"; {row['note']}" if row.get("note") else "")
+        comment = "; ".join([f"match: {row['match']}",
+                             *([f"maps {row['condition']}"] if row.get("condition") else []),
+                             *([f"note: {row['note']}"] if row.get("note") else [])])
         writer.writerow([f"{SUBJECT_PREFIX}:{row['key']}", str(row["label"]), _curie(str(row["predicate"]), prefixes),
                          f"{row['prefix']}:{row['code']}", str(row.get("display") or ""), JUSTIFICATION, comment])
     return out.getvalue()
