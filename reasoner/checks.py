@@ -73,9 +73,16 @@ class Locator:
                 continue
             self.files.append((path, graph, text.splitlines()))
 
-    def locate(self, subject: str, predicate: str | None = None) -> Location | None:
+    def locate(self, subject: str, predicate: str | None = None, value: str | None = None) -> Location | None:
+        """The first file stating ``subject`` with ``predicate`` (or with some predicate to the IRI ``value``),
+        else the first stating ``subject`` at all."""
         s = URIRef(subject)
         p = URIRef(predicate) if predicate and predicate.startswith(("http://", "https://", "urn:")) else None
+        o = URIRef(value) if value and value.startswith(("http://", "https://", "urn:")) else None
+        if p is None and o is not None:
+            for path, graph, lines in self.files:
+                for found in graph.predicates(s, o):
+                    return Location(str(path), self._line(graph, lines, s, URIRef(found)))
         for wanted in ((s, p), (s, None)) if p is not None else ((s, None),):
             for path, graph, lines in self.files:
                 if (wanted[0], wanted[1], None) in graph:
@@ -129,12 +136,13 @@ class CheckReport:
     checks_run: list[str] = field(default_factory=list)
     locator: Locator | None = None
 
-    def where(self, subject: str, predicate: str | None = None) -> Location | None:
+    def where(self, subject: str, predicate: str | None = None, value: str | None = None) -> Location | None:
         """The file (and line) of an offending triple, when the encoding was read from files."""
-        return self.locator.locate(subject, predicate) if self.locator is not None and subject else None
+        return self.locator.locate(subject, predicate, value) if self.locator is not None and subject else None
 
-    def _located(self, entry: dict[str, object], subject: str, predicate: str | None) -> dict[str, object]:
-        place = self.where(subject, predicate)
+    def _located(self, entry: dict[str, object], subject: str, predicate: str | None,
+                 value: str | None = None) -> dict[str, object]:
+        place = self.where(subject, predicate, value)
         return {**entry, "file": place.file if place else None, "line": place.line if place else None}
 
     @property
@@ -152,7 +160,7 @@ class CheckReport:
             "conforms": self.conforms,
             "checks": self.checks_run,
             "shapes": [self._located({**r.as_json(), "value": r.value}, r.focus, r.path) for r in self.shapes],
-            "qc": [self._located(dict(r.as_json()), r.entity, None) for r in self.qc],
+            "qc": [self._located(dict(r.as_json()), r.entity, None, r.value) for r in self.qc],
         }
 
 

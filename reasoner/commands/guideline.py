@@ -109,7 +109,7 @@ def render_check(report: CheckReport) -> str:
         if q.value is not None:
             lines.append(f"  value:   {_short(names, q.value)}")
         lines.append(f"  message: {q.summary}")
-        place = report.where(q.entity)
+        place = report.where(q.entity, None, q.value)
         if place is not None:
             lines.append(f"  at:      {place}")
     if report.shapes or report.qc:
