@@ -244,9 +244,19 @@ class Artifacts:
         return group
 
 
+_ARTIFACTS: dict[str, Artifacts] = {}  # by the encoding's fingerprint: a batch reads the graph once
+
+
+def artifacts(guideline: Guideline) -> Artifacts:
+    key = guideline.fingerprint
+    if key not in _ARTIFACTS:
+        _ARTIFACTS[key] = Artifacts(guideline)
+    return _ARTIFACTS[key]
+
+
 def fhir_export(guideline: Guideline) -> str:
-    return json.dumps(Artifacts(guideline).bundle(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(artifacts(guideline).bundle(), indent=2, ensure_ascii=False) + "\n"
 
 
 def fhir_request_group(guideline: Guideline, report: dict[str, Any]) -> str:
-    return json.dumps(Artifacts(guideline).request_group(report), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(artifacts(guideline).request_group(report), indent=2, ensure_ascii=False) + "\n"

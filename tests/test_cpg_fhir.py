@@ -184,3 +184,17 @@ def test_the_urgency_to_priority_mapping_is_read_from_the_graph(tmp_path: Path) 
     priorities = {r["priority"] for r in group["contained"] if "priority" in r}
     assert "urgent" in priorities and "asap" not in priorities
     assert changed.guideline.graph.value(GKG.immediate, GKG.requestPriority) == Literal("urgent")
+
+
+def test_a_batch_writes_one_request_group_per_patient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fhir.resources.R4B.requestgroup import RequestGroup
+
+    patients = tmp_path / "patients"
+    patients.mkdir()
+    for name in ("cauda-equina.json", "not-applicable.json"):
+        shutil.copy(EXAMPLES / name, patients / name)
+    assert main(["recommend", str(patients), "--out", str(tmp_path / "out"), "--format", "fhir"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["cauda-equina.fhir.json", "not-applicable.fhir.json"]
+    groups = {p.name: RequestGroup.model_validate_json(p.read_text(encoding="utf-8")) for p in (tmp_path / "out").iterdir()}
+    assert groups["cauda-equina.fhir.json"].action and not groups["not-applicable.fhir.json"].action
