@@ -13,7 +13,7 @@ from typing import Callable
 import pyshacl
 import pytest
 from rdflib import RDF, RDFS, Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCTERMS, OWL
+from rdflib.namespace import DCTERMS, OWL, SKOS
 
 from conftest import guideline
 from reasoner.checks import check_encoding, check_graph, qc_queries, rule_files_graph, run_qc
@@ -289,6 +289,8 @@ QC_CASES: list[tuple[str, URIRef, Edit]] = [
     ("coding-without-standard-iri", CODING["motor-weakness-snomed-713514005"],
      drop(CODING["motor-weakness-snomed-713514005"], RDFS.seeAlso)),
     ("concept-parent-cycle", C["neurologic-deficit"], add(C["neurologic-deficit"], RDFS.subClassOf, C["motor-weakness"])),
+    ("concept-without-mapping", C["oncology-referral"], drop(C["oncology-referral"], SKOS.exactMatch)),
+    ("exact-match-twice", C["xr-lumbar"], add(C["xr-lumbar"], SKOS.exactMatch, URIRef("http://snomed.info/id/999999999"))),
 ]
 
 
@@ -314,7 +316,8 @@ def test_each_qc_query_passes_on_the_encoding_and_fails_on_its_broken_copy(check
 def test_the_qc_broken_copy_fails_with_nothing_but_its_cases() -> None:
     expected = {(check, entity) for check, entity, _e in QC_CASES}
     expected |= {("recommendation-rule-name", G["rec-against-bone-scan"]), ("duplicate-key", C["pathologic-fracture"]),
-                 ("duplicate-id", G["reference-7"]), ("duplicate-code", C["back-pain"]), ("concept-parent-cycle", C["motor-weakness"])}
+                 ("duplicate-id", G["reference-7"]), ("duplicate-code", C["back-pain"]), ("concept-parent-cycle", C["motor-weakness"]),
+                 ("concept-without-mapping", C["new-flag"])}  # the new red flag has no code either
     assert {(c, e) for c, e, _sev in broken_qc_results()} == expected
 
 
