@@ -172,6 +172,8 @@ SHAPE_CASES: list[tuple[str, URIRef, URIRef, Edit]] = [
      put(G["conversion-per-min"], V.offset, Literal("0"))),
     ("conversion factor zero", G["conversion-beats-per-min"], SHAPE["UnitConversion-factor"],
      put(G["conversion-beats-per-min"], V.factor, Literal(Decimal("0.0")))),
+    ("conversion divisor zero", G["conversion-per-h"], SHAPE["UnitConversion-divisor"],
+     put(G["conversion-per-h"], V.divisor, Literal(Decimal("0.0")))),
 ]
 
 # What the edits above break besides their own case (each a consequence named here, not noise).
