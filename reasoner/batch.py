@@ -1,107 +1,325 @@
 """``guideline-kg recommend`` over many patients: a folder, an NDJSON file of Bundles, or a FHIR Bulk Data export.
 
-Inputs, one patient each:
+Inputs, one patient each (a :class:`Unit`):
 
-* a folder of patient files (``*.json``, ``*.ttl``, ``*.jsonld``, ``*.nt``): the report is named after the file;
+* a folder of patient files (``*.json``, ``*.ttl``, ``*.jsonld``, ``*.nt``): the report is named after the
+  file's stem (``a.json`` gives ``a.json`` in JSON, ``a.ttl`` in Turtle); a symbolic link to anything outside
+  the folder (``/proc/self/...`` included), or an entry that is not a regular file, is refused unread;
 * an ``.ndjson`` file, one Bundle a line: the report is named ``line-0000001`` after its line;
 * a FHIR Bulk Data export folder (``Patient.ndjson``, ``Condition.ndjson``, ...; recognised by
   ``Patient.ndjson``): resources are grouped by the patient their ``subject``/``patient`` names through
   an on-disk SQLite index, never the whole export in memory; the report is named after the Patient id.
 
-Outputs: ``--out DIR`` (one file per patient in ``--format``, each written atomically; a rerun skips the
-patients whose report is there, so a killed batch resumes and ends with every report exactly once) or
-``--ndjson`` (one compact JSON report a line on stdout, in input order). ``--jobs N`` spreads the
-patients over N processes with a bounded window of work in flight, so memory does not grow with the
-input. On a terminal stderr shows a progress bar; a summary line ends every run.
+Every file, line, resource and patient passes the single-file checks (``reasoner.patient.decode_input``
+then the reader): the same size limit, strict UTF-8, nesting, surrogates, numbers.
 
-A refused patient gets one stderr line naming it and the batch goes on. Exit code: 2 if some patient
-was refused, else 1 if some did not conform, else 0.
+:func:`process_unit` reasons over one unit and never raises for a patient's sake: whatever goes wrong
+(a refusal or any unexpected exception) makes that patient ``refused`` with a one-line reason. It is the
+library entry point for other drivers (e.g. Spark executors); it writes nothing.
+
+Outputs: ``--out DIR`` (one file per patient in ``--format``, written atomically; a manifest,
+``.guideline-kg-manifest.jsonl``, records for each report the SHA-256 of the input it was made from, so
+a rerun skips exactly the patients whose report of that same input is there) or ``--ndjson`` (one compact
+JSON report a line on stdout, in input order). ``--jobs N`` spreads the patients over N processes with a
+bounded window of work in flight, so memory does not grow with the input. On a terminal stderr shows a
+progress bar (tqdm); a summary ends every run and names every refused and nonconforming input.
+
+Exit code (the contract's table for many patients): 0 every patient reported and conforming; 1 some
+patient not conforming, none refused; 2 some patient refused (the others still reported); 3 an output or
+environment error (full disk, unwritable or unsafe output folder, two inputs sharing one report name:
+found before any reasoning). The highest applies. SIGTERM stops the workers, removes the work folder
+and partial files, and exits 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import errno
+import hashlib
 import json
 import multiprocessing
+import os
+import re
 import shutil
+import signal
 import sqlite3
+import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from reasoner.errors import GuidelineError, InputError
+from reasoner.engine import Engine
+from reasoner.errors import GuidelineError, InputError, OutputError, Terminated
+from reasoner.fhir import FHIR_ID, load_json
+from reasoner.formats import render
+from reasoner.guideline import Guideline
 from reasoner.output import write_atomic
+from reasoner.patient import MAX_INPUT_BYTES, decode_input, parse_patient, sniff
+from reasoner.report import build_report
+from reasoner.text import printable
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
 EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
+NDJSON = "ndjson"  # the format of a report as one compact JSON line (``--ndjson``)
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"
+MANIFEST_NAME = ".guideline-kg-manifest.jsonl"
+REASON_CHARS = 300
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Status(str, Enum):
+    """What became of one patient."""
+
+    REPORTED = "reported"  # a report; the patient graph conforms
+    NONCONFORMING = "nonconforming"  # a report listing Violations (nothing derived)
+    REFUSED = "refused"  # no report; ``reason`` says why in one line
+    OUTPUT_ERROR = "output-error"  # the report was made but could not be written (batch runs only)
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One patient to reason over: its name (the report's file stem) and where its input is."""
+    """One patient to reason over.
+
+    ``name`` is the report's file stem, ``source`` names the input in messages. The input is a file
+    (``path``), or its bytes (``data``: an NDJSON line, a Bulk Data patient as a Bundle); ``problem``,
+    when set, refuses the unit unread (a symbolic link out of the folder, an over-long line).
+    """
 
     index: int
     name: str
-    path: str | None = None  # a file to read
-    text: str | None = None  # or the Bundle itself
+    source: str
+    path: str | None = None
+    data: bytes | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """The result of :func:`process_unit`: the report (bytes in the context's format) or the reason it was refused."""
+
     index: int
     name: str
-    status: str  # "conforms", "nonconforming", "refused", "skipped"
-    message: str = ""
-    line: str | None = None  # the compact JSON report, for --ndjson
+    source: str
+    status: Status
+    reason: str = ""
+    identifier: str | None = None  # the patient's identifier, once read
+    report: bytes | None = None
+    input_sha256: str | None = None  # of the bytes read, for the manifest
+
+
+@dataclass(frozen=True)
+class Context:
+    """What reasoning over a patient needs, loaded once per process: the guideline, an engine, the output format."""
+
+    guideline: Guideline
+    engine: Engine
+    fmt: str = "json"  # one of reasoner.formats.FORMATS, or NDJSON
+
+    @classmethod
+    def load(cls, engine_name: str | None = None, fmt: str = "json") -> "Context":
+        from reasoner.engines import make_engine
+
+        guideline = Guideline.load()
+        return cls(guideline, make_engine(guideline, engine_name), fmt)
+
+
+# ---- one patient ----
+
+
+def one_line(text: str) -> str:
+    """A reason fit for one stderr line: whitespace collapsed, controls escaped, bounded."""
+    flat = printable(" ".join(text.split()))
+    return flat if len(flat) <= REASON_CHARS else flat[:REASON_CHARS - 3] + "..."
+
+
+def read_input_file(path: Path, name: str) -> bytes:
+    """A patient file's bytes: never through a symbolic link, only a regular file, within the input limit."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{name}: is a symbolic link; not read") from None
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{name}: not a regular file; not read")
+        if info.st_size > MAX_INPUT_BYTES:
+            raise InputError(f"{name}: {info.st_size} bytes is over the {MAX_INPUT_BYTES} byte input limit")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return data
+
+
+def process_unit(unit: Unit, context: Context) -> Outcome:
+    """Read, check, reason over and render one patient; never raises for the patient's sake.
+
+    Any refusal (``InputError``) and any unexpected exception while reading, reasoning or rendering
+    makes the outcome ``REFUSED`` with a one-line reason and no traceback; other patients are untouched.
+    Only ``KeyboardInterrupt`` and ``Terminated`` (the process is being stopped) pass through.
+    """
+    digest: str | None = None
+    identifier: str | None = None
+    try:
+        if unit.problem is not None:
+            raise InputError(unit.problem)
+        if unit.path is not None:
+            data = read_input_file(Path(unit.path), unit.source)
+        else:
+            data = unit.data if unit.data is not None else b""
+        digest = hashlib.sha256(data).hexdigest()
+        text = decode_input(data, unit.source)
+        syntax = sniff(Path(unit.path), text) if unit.path is not None else "json"
+        patient = parse_patient(context.guideline, text, syntax, unit.source)
+        identifier = patient.identifier
+        report = build_report(context.guideline, context.engine.reason(patient))
+        if context.fmt == NDJSON:
+            body = json.dumps(report.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else:
+            body = render(context.guideline, report, context.fmt, context.engine.name).encode("utf-8")
+        status = Status.REPORTED if report.conforms else Status.NONCONFORMING
+        return Outcome(unit.index, unit.name, unit.source, status, identifier=identifier, report=body,
+                       input_sha256=digest)
+    except (InputError, GuidelineError) as exc:
+        reason = str(exc)
+    except RecursionError:
+        reason = "input nested too deeply"
+    except (Exception, SystemExit) as exc:  # a defect met on this patient: it is refused, the batch goes on
+        reason = f"could not be reasoned over ({type(exc).__name__}: {exc})"
+    if reason.startswith(unit.source + ": "):
+        reason = reason[len(unit.source) + 2:]
+    return Outcome(unit.index, unit.name, unit.source, Status.REFUSED, one_line(reason), identifier,
+                   input_sha256=digest)
 
 
 # ---- inputs ----
 
 
 def is_bulk_export(folder: Path) -> bool:
-    return (folder / "Patient.ndjson").is_file()
+    return (folder / "Patient.ndjson").is_file() or (folder / "Patient.ndjson").is_symlink()
+
+
+def outside_problem(folder: Path, entry: Path) -> str | None:
+    """Why ``entry`` (a name in ``folder``) may not be read, or None: a link out of the folder, not a file."""
+    try:
+        info = entry.lstat()
+    except OSError as exc:
+        return f"cannot be examined: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = entry.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "a symbolic link to nothing readable (dangling or a loop); not read"
+        if not target.is_relative_to(folder.resolve()):
+            return f"a symbolic link to {printable(str(target))}, outside the input folder; not read"
+        info = target.stat()
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder, not a patient file; not read"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a device, pipe or socket); not read"
+    return None
 
 
 def folder_units(folder: Path) -> list[Unit]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PATIENT_SUFFIXES
-                   and not p.name.startswith("."))
-    stems = collections.Counter(p.stem for p in files)
-    return [Unit(i, p.stem if stems[p.stem] == 1 else p.name, path=str(p)) for i, p in enumerate(files)]
+    """Every patient file of a folder, in name order; the report of ``a.json`` is named ``a``."""
+    entries = sorted((p for p in folder.iterdir()
+                      if p.suffix.lower() in PATIENT_SUFFIXES and not p.name.startswith(".")),
+                     key=lambda p: p.name)
+    units = []
+    for index, entry in enumerate(entries):
+        problem = outside_problem(folder, entry)
+        path = None if problem else str(entry.resolve())
+        units.append(Unit(index, entry.stem, entry.name, path=path, problem=problem))
+    return units
+
+
+def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, the line's bytes without its end, or None when over the input limit, its length).
+
+    A line is never held whole past ``MAX_INPUT_BYTES``: the rest of an over-long line is skipped in pieces.
+    """
+    with path.open("rb") as handle:
+        number = 0
+        while True:
+            chunk = handle.readline(MAX_INPUT_BYTES + 1)
+            if not chunk:
+                return
+            number += 1
+            if len(chunk) > MAX_INPUT_BYTES and not chunk.endswith(b"\n"):
+                length = len(chunk)
+                while chunk and not chunk.endswith(b"\n"):
+                    chunk = handle.readline(1 << 20)
+                    length += len(chunk)
+                yield number, None, length
+                continue
+            yield number, chunk.rstrip(b"\r\n"), len(chunk)
+
+
+def _too_long(where: str, length: int) -> str:
+    return f"{where}: {length} bytes is over the {MAX_INPUT_BYTES} byte input limit"
 
 
 def ndjson_units(path: Path) -> Iterator[Unit]:
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield Unit(number, f"line-{number:07d}", text=line)
+    for number, line, length in bounded_lines(path):
+        name = f"line-{number:07d}"
+        if line is None:
+            yield Unit(number, name, name, problem=_too_long(name, length))
+        elif line.strip():
+            yield Unit(number, name, name, data=line)
 
 
 def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
+    return sum(1 for _, line, _ in bounded_lines(path) if line is None or line.strip())
 
 
-def _patient_of(resource: dict[str, Any]) -> str | None:
-    """The id of the patient a bulk resource belongs to (``subject`` or ``patient`` reference)."""
+_PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+
+
+def patient_of(resource: dict[str, Any]) -> str | None:
+    """The id of the Bulk Data patient a resource belongs to, None when it names none (a Practitioner).
+
+    Only a relative ``Patient/<id>`` (version-specific or not) names a patient of the export; a
+    ``subject``/``patient`` that is anything else (a Group, another server's Patient) is refused.
+    """
     for field_name in ("subject", "patient"):
         value = resource.get(field_name)
-        if isinstance(value, dict) and isinstance(value.get("reference"), str):
-            ref = value["reference"]
-            if "Patient/" in ref:
-                return ref.rsplit("Patient/", 1)[1].split("/")[0] or None
+        if value is None:
+            continue
+        ref = value.get("reference") if isinstance(value, dict) else None
+        if not isinstance(ref, str):
+            raise InputError(f"{field_name}.reference is missing or not a string")
+        match = _PATIENT_REFERENCE.fullmatch(ref)
+        if match is None:
+            raise InputError(f"{field_name}.reference {ref[:80]!r} names no Patient of the export")
+        return match.group(1)
     return None
 
 
 class BulkIndex:
-    """An on-disk index of a Bulk Data export: each resource line under its patient, read back patient by patient."""
+    """An on-disk index of a Bulk Data export: each resource line under its patient, read back patient by patient.
+
+    Every line passes the single-file checks as it is indexed. A line that fails them, or names its
+    patient in a way no export patient can match, is kept as a refusal: under its patient when the
+    line says which, else as an input of its own. Resources that name no patient (a Practitioner) are
+    counted and not read further.
+    """
 
     def __init__(self, folder: Path, workdir: Path) -> None:
         self.folder = folder
@@ -109,173 +327,324 @@ class BulkIndex:
         self.db = sqlite3.connect(self.db_path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE patient (id TEXT PRIMARY KEY, seq INTEGER, line TEXT)")
-        self.db.execute("CREATE TABLE resource (patient TEXT, seq INTEGER, line TEXT)")
-        self.unattached = 0
+        self.db.execute("CREATE TABLE patient (id TEXT, seq INTEGER, line BLOB, digest TEXT, problem TEXT)")
+        self.db.execute("CREATE TABLE resource (patient TEXT, seq INTEGER, rkey TEXT, line BLOB, digest TEXT, "
+                        "problem TEXT)")
+        self.db.execute("CREATE TABLE stray (seq INTEGER, source TEXT, problem TEXT)")
+        self.without_patient = 0
         self._load()
 
-    def _lines(self, path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
-        with path.open("r", encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    data = None
-                yield number, line, data if isinstance(data, dict) else None
+    def _checked(self, path: Path) -> Iterator[tuple[int, str, bytes | None, Any, str | None]]:
+        """(line number, source name, raw line, parsed resource or None, problem or None) for each line."""
+        for number, raw, length in bounded_lines(path):
+            where = f"{path.name} line {number}"
+            if raw is None:
+                yield number, where, None, None, _too_long(where, length)
+                continue
+            if not raw.strip():
+                continue
+            try:
+                data = load_json(decode_input(raw, where), where)
+                if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+                    raise InputError(f"{where}: not a FHIR resource (no resourceType)")
+                rid = data.get("id")
+                if rid is not None and not (isinstance(rid, str) and FHIR_ID.fullmatch(rid)):
+                    raise InputError(f"{where}: id {str(rid)[:40]!r} is not a FHIR id")
+            except InputError as exc:
+                yield number, where, raw, self._salvage(raw), str(exc)
+                continue
+            yield number, where, raw, data, None
+
+    @staticmethod
+    def _salvage(raw: bytes) -> Any:
+        """What a refused line may still tell about whose it is (never used as data)."""
+        try:
+            value = json.loads(raw.decode("utf-8", errors="replace"))
+        except (ValueError, RecursionError):
+            return None
+        return value if isinstance(value, dict) else None
 
     def _load(self) -> None:
-        patients = []
-        for number, line, data in self._lines(self.folder / "Patient.ndjson"):
-            pid = data.get("id") if data else None
-            if not isinstance(pid, str) or not pid:
-                pid = f"Patient.ndjson-line-{number}"
-            patients.append((pid, number, line))
-            if len(patients) >= 10_000:
-                self.db.executemany("INSERT OR IGNORE INTO patient VALUES (?, ?, ?)", patients)
-                patients.clear()
-        self.db.executemany("INSERT OR IGNORE INTO patient VALUES (?, ?, ?)", patients)
+        folder = self.folder.resolve()
         seq = 0
-        for path in sorted(self.folder.glob("*.ndjson")):
-            if path.name == "Patient.ndjson":
-                continue
-            rows = []
-            for _number, line, data in self._lines(path):
+        strays: list[tuple[int, str, str]] = []
+        patients: list[tuple[str, int, bytes | None, str | None, str | None]] = []
+        rows: list[tuple[str, int, str, bytes | None, str | None, str | None]] = []
+        files = sorted(self.folder.glob("*.ndjson"), key=lambda p: (p.name != "Patient.ndjson", p.name))
+        for path in files:
+            problem = outside_problem(self.folder, path)
+            if problem is not None:
                 seq += 1
-                pid = _patient_of(data) if data else None
-                if pid is None:
-                    self.unattached += 1
+                strays.append((seq, path.name, problem))
+                continue
+            is_patient_file = path.name == "Patient.ndjson"
+            for number, where, raw, data, problem in self._checked(folder / path.name):
+                seq += 1
+                digest = _canonical_digest(data) if problem is None else None
+                if is_patient_file:
+                    pid = data.get("id") if isinstance(data, dict) else None
+                    if not (isinstance(pid, str) and FHIR_ID.fullmatch(pid)):
+                        pid = f"#{where}"  # no id to group by: a patient of its own, named after its line
+                    patients.append((pid, seq, raw if problem is None else None, digest, problem))
                     continue
-                rows.append((pid, seq, line))
+                pid = None
+                try:
+                    pid = patient_of(data) if isinstance(data, dict) else None
+                except InputError as exc:
+                    problem = problem or f"{where}: {exc}"
+                if pid is None:
+                    if problem is not None:
+                        strays.append((seq, where, problem))
+                    else:
+                        self.without_patient += 1
+                    continue
+                rid = data.get("id") if isinstance(data, dict) else None
+                rkey = f"{data.get('resourceType')}/{rid}" if isinstance(rid, str) else f"#{seq}"
+                rows.append((pid, seq, rkey, raw if problem is None else None, digest, problem))
                 if len(rows) >= 10_000:
-                    self.db.executemany("INSERT INTO resource VALUES (?, ?, ?)", rows)
+                    self.db.executemany("INSERT INTO resource VALUES (?, ?, ?, ?, ?, ?)", rows)
                     rows.clear()
-            self.db.executemany("INSERT INTO resource VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO patient VALUES (?, ?, ?, ?, ?)", patients)
+            patients.clear()
+        self.db.executemany("INSERT INTO resource VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO stray VALUES (?, ?, ?)", strays)
+        self.db.execute("CREATE INDEX patient_id ON patient (id, seq)")
         self.db.execute("CREATE INDEX resource_patient ON resource (patient, seq)")
         self.db.commit()
 
     def __len__(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM patient").fetchone()[0])
+        patients = self.db.execute("SELECT count(DISTINCT id) FROM patient").fetchone()[0]
+        orphans = self.db.execute("SELECT count(DISTINCT patient) FROM resource WHERE patient NOT IN "
+                                  "(SELECT id FROM patient)").fetchone()[0]
+        strays = self.db.execute("SELECT count(*) FROM stray").fetchone()[0]
+        return int(patients + orphans + strays)
+
+    def names(self) -> list[tuple[str, str]]:
+        """(report name, source) of every patient, for the report-name check before any reasoning."""
+        return [(_bulk_name(pid), _bulk_source(pid)) for (pid,) in
+                self.db.execute("SELECT id FROM patient GROUP BY id ORDER BY min(seq)")]
 
     def units(self) -> Iterator[Unit]:
         reader = sqlite3.connect(self.db_path)
+        index = 0
         try:
-            patients = reader.execute("SELECT id, line FROM patient ORDER BY seq")
-            for index, (pid, patient_line) in enumerate(patients):
-                lines = [patient_line] + [row[0] for row in self.db.execute(
-                    "SELECT line FROM resource WHERE patient = ? ORDER BY seq", (pid,))]
-                bundle = ('{"resourceType":"Bundle","type":"collection","entry":['
-                          + ",".join('{"resource":' + line + "}" for line in lines) + "]}")
-                yield Unit(index, pid, text=bundle)
+            for (pid,) in reader.execute("SELECT id FROM patient GROUP BY id ORDER BY min(seq)"):
+                yield self._patient_unit(index, pid)
+                index += 1
+            for pid, count in reader.execute(
+                    "SELECT patient, count(*) FROM resource WHERE patient NOT IN (SELECT id FROM patient) "
+                    "GROUP BY patient ORDER BY min(seq)"):
+                yield Unit(index, _bulk_name(pid), f"Patient/{pid}",
+                           problem=f"{count} resource(s) name this patient but Patient.ndjson does not hold it")
+                index += 1
+            for _seq, source, problem in reader.execute("SELECT seq, source, problem FROM stray ORDER BY seq"):
+                yield Unit(index, "", source, problem=problem)
+                index += 1
         finally:
             reader.close()
+
+    def _patient_unit(self, index: int, pid: str) -> Unit:
+        name, source = _bulk_name(pid), _bulk_source(pid)
+        lines: list[bytes] = []
+        seen: dict[str, set[str | None]] = {}
+        size = 0
+        query = ("SELECT 'Patient', line, digest, problem FROM patient WHERE id = ? ORDER BY seq",
+                 "SELECT rkey, line, digest, problem FROM resource WHERE patient = ? ORDER BY seq")
+        for sql in query:
+            for rkey, line, digest, problem in self.db.execute(sql, (pid,)):
+                if problem is not None:
+                    return Unit(index, name, source, problem=problem)
+                digests = seen.setdefault(rkey, set())
+                if digest in digests:
+                    continue  # the same resource again, identical: one resource (contract: duplicates)
+                digests.add(digest)  # a different content under the same id goes to the reader, which refuses it
+                size += len(line)
+                if size > MAX_INPUT_BYTES:
+                    return Unit(index, name, source, problem=f"the patient's resources are over the "
+                                                             f"{MAX_INPUT_BYTES} byte input limit")
+                lines.append(bytes(line))
+        data = (b'{"resourceType":"Bundle","type":"collection","entry":['
+                + b",".join(b'{"resource":' + line + b"}" for line in lines) + b"]}")
+        return Unit(index, name, source, data=data)
 
     def close(self) -> None:
         self.db.close()
 
 
-# ---- one patient ----
-
-_STATE: dict[str, Any] = {}
-
-
-def _init_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
-    from reasoner.engines import make_engine
-    from reasoner.guideline import Guideline
-
-    guideline = Guideline.load()
-    _STATE.update(guideline=guideline, engine=make_engine(guideline, engine_name), fmt=fmt, out=out)
+def _bulk_name(pid: str) -> str:
+    return pid if not pid.startswith("#") else pid[1:].replace(" ", "-")
 
 
-def _init_settled_worker(engine_name: str | None, fmt: str, out: str | None) -> None:
-    """A worker process: the engine loaded, then out of the garbage collector's way for the worker's life."""
-    from reasoner.engines import settle
+def _bulk_source(pid: str) -> str:
+    return f"Patient/{pid}" if not pid.startswith("#") else pid[1:]
 
-    _init_worker(engine_name, fmt, out)
-    settle()
+
+def _canonical_digest(value: Any) -> str:
+    """The same for the same content whatever the key order or spacing (decimals compared as written)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+# ---- the output folder ----
 
 
 def report_path(out: Path, name: str, fmt: str) -> Path:
     return out / f"{name}{EXTENSIONS[fmt]}"
 
 
-def _process(unit: Unit) -> Outcome:
-    from reasoner.commands.recommend import render
-    from reasoner.patient import parse_patient, read_patient
-    from reasoner.report import build_report
+def check_output_folder(source: Path, out: Path) -> None:
+    """Refuse (exit 3) an output folder that is the input folder or inside it, or that is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{printable(str(out))}: --out must be a folder in batch mode")
+    if source.is_dir():
+        resolved_out, resolved_in = out.resolve(), source.resolve()
+        if resolved_out == resolved_in or resolved_out.is_relative_to(resolved_in):
+            raise OutputError(f"{printable(str(out))}: the output folder is the input folder or inside it; "
+                              "reports would be read as inputs on the next run")
 
-    guideline, engine, fmt, out = _STATE["guideline"], _STATE["engine"], _STATE["fmt"], _STATE["out"]
+
+def check_report_names(named: Iterable[tuple[str, str]], fmt: str, fold_case: bool) -> None:
+    """Two inputs that would share one report file stop the run before any reasoning, naming both (exit 3)."""
+    seen: dict[str, str] = {}
+    for name, source in named:
+        if not name:
+            continue
+        key = unicodedata.normalize("NFC", name + EXTENSIONS.get(fmt, ""))
+        key = key.casefold() if fold_case else key
+        if key in seen:
+            raise OutputError(f"{printable(seen[key])} and {printable(source)} would both be reported as "
+                              f"{printable(name + EXTENSIONS.get(fmt, ''))}; rename one")
+        seen[key] = source
+
+
+def _folds_case(folder: Path) -> bool:
+    """Whether the output folder's file system ignores case (the work folder's name is lower case)."""
+    probe = next(folder.glob(WORKDIR_PREFIX + "*"), None)
+    return probe is not None and (folder / probe.name.upper()).exists()
+
+
+class Manifest:
+    """``.guideline-kg-manifest.jsonl`` in the output folder: for each report, the SHA-256 of its input and its size.
+
+    Workers append one line each right after a report's atomic rename (an ``O_APPEND`` write of one
+    line is not interleaved); a line cut by a kill is ignored. A report counts as done only when the
+    manifest names it with the hash of the input at hand and its size on disk matches.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / MANIFEST_NAME
+        self.entries: dict[str, tuple[str, int]] = {}
+        try:
+            with self.path.open("rb") as handle:
+                for raw in handle:
+                    try:
+                        entry = json.loads(raw)
+                        if entry.get("input") is None:
+                            self.entries.pop(entry["report"], None)
+                        else:
+                            self.entries[str(entry["report"])] = (str(entry["input"]), int(entry["bytes"]))
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        continue
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"{printable(str(self.path))}: cannot read: {exc.strerror}") from None
+        live = {}
+        for report, (digest, size) in self.entries.items():
+            try:
+                if (out / report).stat().st_size == size:
+                    live[report] = (digest, size)
+            except OSError:
+                continue
+        self.entries = live
+        try:  # compacted: one line a report still there
+            write_atomic(self.path, "".join(_manifest_line(r, d, s) for r, (d, s) in sorted(live.items())))
+        except OSError as exc:
+            raise OutputError(f"{printable(str(self.path))}: cannot write: {exc.strerror}") from None
+
+    def done(self, report: str, digest: str) -> bool:
+        return self.entries.get(report, ("", -1))[0] == digest
+
+    def forget(self, out: Path, report: str) -> None:
+        """A report made from an earlier version of an input that is now refused: removed, not left to mislead."""
+        if report in self.entries:
+            with contextlib.suppress(FileNotFoundError):
+                (out / report).unlink()
+            append_line(self.path, json.dumps({"report": report, "input": None}) + "\n")
+            del self.entries[report]
+
+
+def _manifest_line(report: str, digest: str, size: int) -> str:
+    return json.dumps({"report": report, "input": digest, "bytes": size}, ensure_ascii=False) + "\n"
+
+
+def append_line(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        if unit.path is not None:
-            patient = read_patient(guideline, Path(unit.path))
-        else:
-            patient = parse_patient(guideline, unit.text or "", "json", unit.name)
-        report = build_report(guideline, engine.reason(patient))
-        status = "conforms" if report.conforms else "nonconforming"
-        if out is None:
-            line = json.dumps(report.data, ensure_ascii=False, separators=(",", ":"))
-            return Outcome(unit.index, unit.name, status, line=line)
-        write_atomic(report_path(Path(out), unit.name, fmt), render(guideline, report, fmt, engine.name))
-        return Outcome(unit.index, unit.name, status)
-    except (InputError, GuidelineError) as exc:
-        return Outcome(unit.index, unit.name, "refused", str(exc))
-    except RecursionError:
-        return Outcome(unit.index, unit.name, "refused", "input nested too deeply")
-
-
-# ---- the run ----
-
-
-class Progress:
-    """A progress bar with rate and ETA on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, total: int | None, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.done = 0
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 0.2 or self.done == self.total):
-            self.last = now
-            elapsed = max(now - self.start, 1e-9)
-            rate = self.done / elapsed
-            if self.total:
-                width = 30
-                filled = int(width * self.done / self.total)
-                eta = (self.total - self.done) / rate if rate else 0
-                text = (f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                        f"{rate:,.0f} patients/s ETA {eta:,.0f} s ")
-            else:
-                text = f"\r{self.done} patients {rate:,.0f} patients/s "
-            self.stream.write(text)
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            self.stream.write("\n")
-            self.stream.flush()
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def _clean_partial_writes(out: Path) -> None:
     """Remove what a killed run left: write_atomic's ``.<name>.<random>.tmp`` files and its work folder."""
     for leftover in out.glob(".*.tmp"):
-        try:
+        with contextlib.suppress(OSError):
             leftover.unlink()
-        except OSError:
-            pass
     for folder in out.glob(WORKDIR_PREFIX + "*"):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _process_chunk(units: list[Unit]) -> list[Outcome]:
-    return [_process(unit) for unit in units]
+# ---- workers ----
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a worker process needs to set itself up: the engine's name, the format, the output folder."""
+
+    engine: str | None = None
+    fmt: str = "json"
+    out: str | None = None
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(settings: Settings) -> None:
+    _STATE.update(context=Context.load(settings.engine, settings.fmt), out=settings.out)
+
+
+def _init_settled_worker(settings: Settings) -> None:
+    """A worker process: stops at once and quietly on SIGTERM, leaves Ctrl-C to the parent, then loads the
+    engine and keeps it out of the garbage collector's way for the worker's life."""
+    from reasoner.engines import settle
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(settings)
+    settle()
+
+
+def _work(unit: Unit) -> Outcome:
+    """``process_unit``, then the report written to the output folder (and recorded in the manifest)."""
+    context: Context = _STATE["context"]
+    outcome = process_unit(unit, context)
+    out = _STATE["out"]
+    if out is None or outcome.report is None:
+        return outcome
+    path = report_path(Path(out), unit.name, context.fmt)
+    try:
+        write_atomic(path, outcome.report)
+        append_line(Path(out) / MANIFEST_NAME, _manifest_line(path.name, outcome.input_sha256 or "",
+                                                               len(outcome.report)))
+    except OSError as exc:
+        return replace(outcome, status=Status.OUTPUT_ERROR, report=None,
+                       reason=f"{printable(str(path))}: cannot write: {exc.strerror or exc}")
+    return replace(outcome, report=None)
+
+
+def _work_chunk(units: list[Unit]) -> list[Outcome]:
+    return [_work(unit) for unit in units]
 
 
 def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
@@ -289,35 +658,84 @@ def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
         yield chunk
 
 
-def _results(units: Iterator[Unit], jobs: int, init: tuple[Any, ...]) -> Iterator[Outcome]:
+def _results(units: Iterator[Unit], jobs: int, settings: Settings) -> Iterator[Outcome]:
     """Outcomes in input order; at most ``jobs * WINDOW_PER_JOB`` patients in flight.
 
     Patients go to the workers ``CHUNK`` at a time: one task per patient costs the parent (which
     shares the cores with the workers) a round of pickling, pipe and result-thread work each.
+    Closing the generator early (an output error, SIGTERM) terminates the workers.
     """
     if jobs <= 1:
         from reasoner.engines import settled
 
-        _init_worker(*init)
+        _init_worker(settings)
         with settled():
             for unit in units:
-                yield _process(unit)
+                yield _work(unit)
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(jobs, initializer=_init_settled_worker, initargs=init) as pool:
+    with context.Pool(jobs, initializer=_init_settled_worker, initargs=(settings,)) as pool:
         pending: collections.deque[Any] = collections.deque()
         for chunk in _chunks(units, CHUNK):
-            pending.append(pool.apply_async(_process_chunk, (chunk,)))
+            pending.append(pool.apply_async(_work_chunk, (chunk,)))
             if len(pending) * CHUNK >= jobs * WINDOW_PER_JOB:
                 yield from pending.popleft().get()
         while pending:
             yield from pending.popleft().get()
 
 
-def run_batch(args: argparse.Namespace) -> int:
+# ---- the run ----
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """While a batch runs, SIGTERM raises ``Terminated`` in the main thread, so the run cleans up and exits 143."""
+    parent = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != parent:  # a worker forked before it set SIG_DFL: die as SIG_DFL would, quietly
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not break the clean-up
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Progress:
+    """tqdm on stderr, drawn only when stderr is a terminal; messages go above the bar."""
+
+    def __init__(self, total: int | None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, file=sys.stderr, unit=" patients", disable=not sys.stderr.isatty(),
+                        mininterval=0.2, dynamic_ncols=True, leave=True)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def say(self, line: str) -> None:
+        if self.bar.disable:
+            sys.stderr.write(line + "\n")
+        else:
+            self.bar.write(line, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_arguments(args: argparse.Namespace) -> tuple[Path, Path | None, str, bool]:
     source: Path = args.input
     fmt: str = args.format
-    jobs = max(1, int(getattr(args, "jobs", 1) or 1))
     to_stdout = bool(getattr(args, "ndjson", False))
     if to_stdout and args.out is not None:
         raise InputError("batch mode: give either --out DIR or --ndjson, not both")
@@ -326,69 +744,132 @@ def run_batch(args: argparse.Namespace) -> int:
     if not to_stdout and args.out is None:
         raise InputError("batch mode needs --out DIR (one report per patient) or --ndjson (reports on stdout)")
     if not source.exists():
-        raise InputError(f"{source}: no such file or folder")
-    out: Path | None = None
-    if args.out is not None:
-        out = args.out
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: --out must be a folder in batch mode")
-        out.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"{printable(str(source))}: no such file or folder")
+    return source, args.out, fmt, to_stdout
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    source, out, fmt, to_stdout = _check_arguments(args)
+    jobs = max(1, int(getattr(args, "jobs", 1) or 1))
+    if out is not None:
+        check_output_folder(source, out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{printable(str(out))}: cannot create the output folder: {exc.strerror}") from None
         _clean_partial_writes(out)
 
     started = time.monotonic()
-    counts: collections.Counter[str] = collections.Counter()
-    # the bulk index lives in the output folder when there is one: the only place a run may write
-    workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX, dir=out)
+    counts: collections.Counter[Status | str] = collections.Counter()
+    named: dict[Status, list[str]] = {Status.REFUSED: [], Status.NONCONFORMING: []}
+    output_error: str | None = None
+    try:  # the work folder (the bulk index) lives in the output folder when there is one: the only place a run writes
+        workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX, dir=out)
+    except OSError as exc:
+        where = out if out is not None else Path(tempfile.gettempdir())
+        raise OutputError(f"{printable(str(where))}: cannot write: {exc.strerror}") from None
     index: BulkIndex | None = None
+    progress: _Progress | None = None
     try:
-        if source.is_dir() and is_bulk_export(source):
-            index = BulkIndex(source, Path(workdir.name))
-            total: int | None = len(index)
-            units: Iterator[Unit] = index.units()
-        elif source.is_dir():
-            listed = folder_units(source)
-            total, units = len(listed), iter(listed)
-        else:
-            total, units = count_lines(source), ndjson_units(source)
+        with _terminate_on_sigterm():
+            if source.is_dir() and is_bulk_export(source):
+                try:
+                    index = BulkIndex(source, Path(workdir.name))
+                except (sqlite3.Error, OSError) as exc:
+                    raise OutputError(f"{printable(workdir.name)}: cannot write the Bulk Data index: {exc}") from None
+                total: int | None = len(index)
+                named_inputs: Iterable[tuple[str, str]] = index.names()
+                units: Iterator[Unit] = index.units()
+                if index.without_patient:
+                    sys.stderr.write(f"guideline-kg: {index.without_patient} resource(s) name no patient "
+                                     "(e.g. Practitioner); not read\n")
+            elif source.is_dir():
+                listed = folder_units(source)
+                total, units, named_inputs = len(listed), iter(listed), [(u.name, u.source) for u in listed]
+            else:
+                total, units, named_inputs = count_lines(source), ndjson_units(source), []
+            manifest: Manifest | None = None
+            if out is not None:
+                check_report_names(named_inputs, fmt, _folds_case(out))
+                manifest = Manifest(out)
 
-        progress = Progress(total, sys.stderr)
+            progress = _Progress(total)
 
-        def todo() -> Iterator[Unit]:
-            """The patients still to do: a report already written is complete (written atomically)."""
-            for unit in units:
-                if out is not None and report_path(out, unit.name, fmt).exists():
-                    counts["skipped"] += 1
+            def todo() -> Iterator[Unit]:
+                """The patients still to do: a report already written from this very input is done."""
+                for unit in units:
+                    if manifest is not None and unit.problem is None and unit.name:
+                        report = report_path(out, unit.name, fmt).name  # type: ignore[arg-type]
+                        if report in manifest.entries and manifest.done(report, _input_digest(unit)):
+                            counts["skipped"] += 1
+                            progress.step()  # type: ignore[union-attr]
+                            continue
+                    yield unit
+
+            settings = Settings(getattr(args, "engine", None), NDJSON if to_stdout else fmt,
+                                str(out) if out is not None else None)
+            results = _results(todo(), jobs, settings)
+            try:
+                for outcome in results:
+                    counts[outcome.status] += 1
+                    if outcome.status is Status.OUTPUT_ERROR:
+                        output_error = outcome.reason
+                        break
+                    if outcome.status is Status.REFUSED:
+                        named[Status.REFUSED].append(outcome.source)
+                        progress.say(f"guideline-kg: {printable(outcome.source)}: {outcome.reason}")
+                        if manifest is not None and outcome.name:
+                            manifest.forget(out, report_path(out, outcome.name, fmt).name)  # type: ignore[arg-type]
+                    elif outcome.status is Status.NONCONFORMING:
+                        named[Status.NONCONFORMING].append(outcome.source)
+                    if to_stdout and outcome.report is not None:
+                        sys.stdout.buffer.write(outcome.report + b"\n")
                     progress.step()
-                    continue
-                yield unit
-
-        engine_name = getattr(args, "engine", None)
-        for outcome in _results(todo(), jobs, (engine_name, fmt, str(out) if out is not None else None)):
-            counts[outcome.status] += 1
-            if outcome.status == "refused":
-                if progress.enabled:
-                    sys.stderr.write("\r")
-                sys.stderr.write(f"guideline-kg: {outcome.name}: {outcome.message}\n")
-            elif outcome.line is not None:
-                sys.stdout.write(outcome.line + "\n")
-            progress.step()
-        sys.stdout.flush()
-        progress.close()
+                sys.stdout.flush()
+            except OSError as exc:
+                if isinstance(exc, BrokenPipeError):
+                    raise
+                output_error = f"stdout: cannot write: {exc.strerror or exc}"
+            finally:
+                results.close()  # the workers stop (terminated) when the run ends early
     finally:
+        if progress is not None:
+            progress.close()
         if index is not None:
             index.close()
         workdir.cleanup()
+        if out is not None:
+            _clean_partial_writes(out)
 
-    seconds = time.monotonic() - started
-    done = counts["conforms"] + counts["nonconforming"] + counts["refused"]
+    _summary(counts, named, time.monotonic() - started)
+    if output_error is not None:
+        sys.stderr.write(f"guideline-kg: output error, the run stopped: {output_error}\n")
+        return 3
+    if counts[Status.REFUSED]:
+        return 2
+    return 1 if counts[Status.NONCONFORMING] else 0
+
+
+def _input_digest(unit: Unit) -> str:
+    """The SHA-256 of a unit's input bytes, as ``process_unit`` records it ("" when it cannot be read)."""
+    if unit.path is None:
+        return hashlib.sha256(unit.data or b"").hexdigest()
+    try:
+        return hashlib.sha256(read_input_file(Path(unit.path), unit.source)).hexdigest()
+    except InputError:
+        return ""
+
+
+def _summary(counts: collections.Counter[Status | str], named: dict[Status, list[str]], seconds: float) -> None:
+    done = counts[Status.REPORTED] + counts[Status.NONCONFORMING] + counts[Status.REFUSED]
     rate = done / seconds if seconds > 0 else 0.0
     skipped = f", {counts['skipped']} already done" if counts["skipped"] else ""
-    sys.stderr.write(f"guideline-kg: {done} patients, {counts['conforms']} conforming, "
-                     f"{counts['nonconforming']} not conforming, {counts['refused']} refused{skipped}; "
+    sys.stderr.write(f"guideline-kg: {done} patients, {counts[Status.REPORTED]} conforming, "
+                     f"{counts[Status.NONCONFORMING]} not conforming, {counts[Status.REFUSED]} refused{skipped}; "
                      f"{seconds:.1f} s ({rate:,.1f} patients/s)\n")
-    if counts["refused"]:
-        return 2
-    return 1 if counts["nonconforming"] else 0
+    for status, label in ((Status.REFUSED, "refused"), (Status.NONCONFORMING, "not conforming")):
+        if named[status]:
+            sys.stderr.write(f"guideline-kg: {label}: {', '.join(printable(s) for s in named[status])}\n")
 
 
-__all__ = ["run_batch", "BulkIndex", "Unit", "Outcome"]
+__all__ = ["run_batch", "process_unit", "Context", "Unit", "Outcome", "Status", "BulkIndex", "Settings"]

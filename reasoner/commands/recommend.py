@@ -7,12 +7,11 @@ from pathlib import Path
 
 from reasoner.errors import InputError
 from reasoner.engines import available, make_engine
+from reasoner.formats import FORMATS, render
 from reasoner.guideline import Guideline
 from reasoner.output import emit
 from reasoner.patient import read_patient
-from reasoner.report import Report, build_report, report_graph
-
-FORMATS = ("json", "turtle", "jsonld", "text", "html")
+from reasoner.report import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,21 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--format", choices=("text", "json", "turtle"), default="text")
     e.add_argument("--engine", choices=sorted(available()), default=None)
     e.set_defaults(func=run_explain)
-
-
-def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
-    if fmt == "json":
-        return report.to_json()
-    if fmt == "text":
-        from reasoner.text import render_text
-
-        return render_text(report.data)
-    if fmt == "html":
-        from reasoner.html import render_html
-
-        return render_html(guideline, report)
-    graph = report_graph(guideline, report, engine)
-    return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
 
 
 def run_recommend(args: argparse.Namespace) -> int:
