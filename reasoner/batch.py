@@ -251,7 +251,7 @@ def folder_units(folder: Path) -> list[Unit]:
 
 
 def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
-    """(line number, the line's bytes without its end, or None when over the input limit, its length).
+    """(line number, the line's bytes without its end, or None when over the input limit, its length in bytes).
 
     A line is never held whole past ``MAX_INPUT_BYTES``: the rest of an over-long line is skipped in pieces.
     """
@@ -266,10 +266,11 @@ def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
                 length = len(chunk)
                 while chunk and not chunk.endswith(b"\n"):
                     chunk = handle.readline(1 << 20)
-                    length += len(chunk)
+                    length += len(chunk.rstrip(b"\r\n"))
                 yield number, None, length
                 continue
-            yield number, chunk.rstrip(b"\r\n"), len(chunk)
+            line = chunk.rstrip(b"\r\n")
+            yield number, line, len(line)
 
 
 def _too_long(where: str, length: int) -> str:
