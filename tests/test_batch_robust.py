@@ -147,6 +147,33 @@ def test_an_unexpected_failure_on_one_patient_refuses_that_patient_and_reports_a
     assert "0 conforming, 0 not conforming, 2 refused, 6 already done" in again
 
 
+def test_inputs_that_once_crashed_the_reader_are_refused_and_every_other_patient_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14's triggers (a resourceType naming a reader method, a date past year 9999 in UTC): whatever
+    the reader makes of them, an error or a refusal, only that patient goes without a report."""
+    bundles = {f"good-{i}.json": b for i, b in enumerate(_good(4))}
+    for rt in ("Fact", "Keys", "_Init__"):
+        bundle = copy.deepcopy(_good()[4])
+        bundle["entry"].append({"resource": {"resourceType": rt, "id": "x1"}})
+        bundles[f"type-{rt}.json"] = bundle
+    late = copy.deepcopy(_good()[5])
+    pid = _split(late)[0]["id"]
+    late["entry"].append({"resource": {
+        "resourceType": "Observation", "id": "late", "status": "final", "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+        "effectiveDateTime": "9999-12-31T23:59:59-01:00",
+        "valueQuantity": {"value": 37, "unit": "Cel", "system": "http://unitsofmeasure.org", "code": "Cel"}}})
+    bundles["late.json"] = late
+    source = _folder(tmp_path / "in", bundles)
+    code, _, err = _run(capsys, source, "--out", tmp_path / "out", "--jobs", "2")
+    assert "Traceback" not in err and MASKED_CRASH not in err
+    assert _reports(tmp_path / "out")[:4] == [f"good-{i}.json" for i in range(4)]
+    refused = err.splitlines()[-1]
+    for name in ("type-Fact.json", "type-Keys.json", "type-_Init__.json"):
+        assert name in refused or name in _reports(tmp_path / "out")
+    assert code == (2 if "refused:" in refused else 0)
+
+
 @pytest.mark.parametrize("exc", [SystemExit(3), MemoryError(), RecursionError(), KeyError("x")],
                          ids=lambda e: type(e).__name__)
 def test_any_exception_a_patient_raises_is_one_refused_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
