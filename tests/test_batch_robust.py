@@ -450,3 +450,36 @@ def test_sigterm_stops_a_jobs_batch_quietly_removes_its_work_and_exits_143(tmp_p
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # no worker outlives the batch
         os.killpg(process.pid, 0)
+
+
+# ---- progress ----
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a terminal tqdm redraws one line (carriage returns) above the summary; piped, stderr holds lines only
+    (tests/test_batch.py checks the piped case)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    source = _good_folder(tmp_path / "in")
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal of 100 columns
+    process = subprocess.Popen([sys.executable, "-m", "reasoner", "recommend", str(source), "--out",
+                                str(tmp_path / "out")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=secondary)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(primary)
+    assert process.wait(timeout=120) == 0
+    text = seen.decode("utf-8", errors="replace")
+    assert "\r" in text and "6/6" in text and "patients" in text
+    assert "6 patients, 6 conforming, 0 not conforming, 0 refused" in text
