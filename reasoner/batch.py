@@ -606,6 +606,7 @@ class Settings:
     engine: str | None = None
     fmt: str = "json"
     out: str | None = None
+    workdir: str | None = None  # where workers record the patient at hand (jobs > 1)
 
 
 _STATE: dict[str, Any] = {}
@@ -644,8 +645,108 @@ def _work(unit: Unit) -> Outcome:
     return replace(outcome, report=None)
 
 
-def _work_chunk(units: list[Unit]) -> list[Outcome]:
-    return [_work(unit) for unit in units]
+def _work_chunk(task: int, units: list[Unit], track: str) -> list[Outcome]:
+    """A worker's task: the patients of one chunk, each recorded before it is begun in the worker's own
+    file of ``track`` (``task unit``), so that the parent can name the patient a dead worker was on."""
+    fd = _STATE.get("track_fd")
+    if fd is None:
+        fd = _STATE["track_fd"] = os.open(os.path.join(track, f"worker-{os.getpid()}"),
+                                          os.O_WRONLY | os.O_CREAT, 0o600)
+    outcomes = []
+    for unit in units:
+        os.pwrite(fd, f"{task} {unit.index}".ljust(40).encode(), 0)
+        outcomes.append(_work(unit))
+    os.pwrite(fd, f"{task} -1".ljust(40).encode(), 0)
+    return outcomes
+
+
+class _Cell:
+    """One task's outcomes to come: a pool result, outcomes already known, or a dead task's recovery (parts)."""
+
+    def __init__(self, value: Any, task: int) -> None:
+        self.value = value  # AsyncResult | list[Outcome | _Cell]
+        self.task = task
+
+    def tasks(self) -> Iterator[int]:
+        yield self.task
+        if isinstance(self.value, list):
+            for part in self.value:
+                if isinstance(part, _Cell):
+                    yield from part.tasks()
+
+    def ready(self) -> bool:
+        if isinstance(self.value, list):
+            return all(part.ready() for part in self.value if isinstance(part, _Cell))
+        return bool(self.value.ready())
+
+    def get(self) -> list[Outcome]:
+        if isinstance(self.value, list):
+            return [o for part in self.value for o in (part.get() if isinstance(part, _Cell) else [part])]
+        return list(self.value.get())
+
+
+class _Workers:
+    """The pool, its tasks in flight, and what a worker that died mid-task (killed, out of memory) was on."""
+
+    DIED = ("the worker process died while reasoning over it (killed by a signal, e.g. out of memory); "
+            "not reported")
+
+    def __init__(self, pool: Any, track: str) -> None:
+        self.pool = pool
+        self.track = track
+        self.tasks: dict[int, tuple[list[Unit], _Cell]] = {}
+        self.next_task = 0
+
+    def submit(self, units: list[Unit]) -> _Cell:
+        task = self.next_task
+        self.next_task += 1
+        cell = _Cell(self.pool.apply_async(_work_chunk, (task, units, self.track)), task)
+        self.tasks[task] = (units, cell)
+        return cell
+
+    def collect(self, cell: _Cell) -> list[Outcome]:
+        """The cell's outcomes; while waiting, a task whose worker died is started again without the patient
+        it died on, which is refused (the pool itself replaces the worker)."""
+        while not cell.ready():
+            if isinstance(cell.value, list):
+                time.sleep(0.05)
+            else:
+                cell.value.wait(0.5)
+            if not cell.ready():
+                self._recover()
+        for task in cell.tasks():
+            self.tasks.pop(task, None)
+        return cell.get()
+
+    def _recover(self) -> None:
+        for entry in os.scandir(self.track):
+            if not entry.name.startswith("worker-"):
+                continue
+            try:
+                os.kill(int(entry.name[len("worker-"):]), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except (ValueError, PermissionError):
+                continue
+            with contextlib.suppress(OSError):
+                record = Path(entry.path).read_text(encoding="ascii").split()
+                os.unlink(entry.path)
+                task, index = int(record[0]), int(record[1])
+                if index < 0 or task not in self.tasks:
+                    continue
+                units, cell = self.tasks.pop(task)
+                if not isinstance(cell.value, list) and cell.value.ready():
+                    continue
+                at = next(i for i, unit in enumerate(units) if unit.index == index)
+                dead = units[at]
+                parts: list[Any] = []
+                if units[:at]:
+                    parts.append(self.submit(units[:at]))  # reports already written are written again, alike
+                parts.append(Outcome(dead.index, dead.name, dead.source, Status.REFUSED, self.DIED))
+                if units[at + 1:]:
+                    parts.append(self.submit(units[at + 1:]))
+                cell.value = parts
 
 
 def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
@@ -675,14 +776,18 @@ def _results(units: Iterator[Unit], jobs: int, settings: Settings) -> Iterator[O
                 yield _work(unit)
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(jobs, initializer=_init_settled_worker, initargs=(settings,)) as pool:
-        pending: collections.deque[Any] = collections.deque()
+    with contextlib.ExitStack() as stack:
+        track = settings.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX))
+        track = stack.enter_context(tempfile.TemporaryDirectory(prefix="workers-", dir=track))
+        pool = stack.enter_context(context.Pool(jobs, initializer=_init_settled_worker, initargs=(settings,)))
+        workers = _Workers(pool, track)
+        pending: collections.deque[_Cell] = collections.deque()
         for chunk in _chunks(units, CHUNK):
-            pending.append(pool.apply_async(_work_chunk, (chunk,)))
+            pending.append(workers.submit(chunk))
             if len(pending) * CHUNK >= jobs * WINDOW_PER_JOB:
-                yield from pending.popleft().get()
+                yield from workers.collect(pending.popleft())
         while pending:
-            yield from pending.popleft().get()
+            yield from workers.collect(pending.popleft())
 
 
 # ---- the run ----
@@ -808,7 +913,7 @@ def run_batch(args: argparse.Namespace) -> int:
                     yield unit
 
             settings = Settings(getattr(args, "engine", None), NDJSON if to_stdout else fmt,
-                                str(out) if out is not None else None)
+                                str(out) if out is not None else None, workdir.name)
             results = _results(todo(), jobs, settings)
             try:
                 for outcome in results:

@@ -174,6 +174,32 @@ def test_inputs_that_once_crashed_the_reader_are_refused_and_every_other_patient
     assert code == (2 if "refused:" in refused else 0)
 
 
+def test_a_worker_killed_on_one_patient_costs_that_patient_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies outright (SIGKILL: the kernel's out-of-memory killer, a crash in native code):
+    the patient it was on is refused, the rest of its chunk is done again, the run neither hangs nor stops."""
+    bundles = {f"p{i}.json": b for i, b in enumerate(_good())}
+    bundles["p1-poison.json"] = _with_identifier(_good()[0], "POISON-0")  # the middle of the first chunk
+    bundles["p4-poison.json"] = _with_identifier(_good()[1], "POISON-1")  # and of the second (3 a chunk)
+    source = _folder(tmp_path / "in", bundles)
+    real_parse = batch.parse_patient
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        patient = real_parse(*args, **kwargs)
+        if "POISON" in patient.identifier:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return patient
+    monkeypatch.setattr(batch, "parse_patient", parse)
+    monkeypatch.setattr(batch, "CHUNK", 3)
+    code, _, err = _run(capsys, source, "--out", tmp_path / "out", "--jobs", "2")
+    assert code == 2, err
+    assert _reports(tmp_path / "out") == sorted(f"p{i}.json" for i in range(6))
+    assert "Traceback" not in err
+    for name in ("p1-poison.json", "p4-poison.json"):
+        assert f"guideline-kg: {name}: the worker process died while reasoning over it" in err
+    assert "6 conforming, 0 not conforming, 2 refused" in err
+
+
 @pytest.mark.parametrize("exc", [SystemExit(3), MemoryError(), RecursionError(), KeyError("x")],
                          ids=lambda e: type(e).__name__)
 def test_any_exception_a_patient_raises_is_one_refused_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
