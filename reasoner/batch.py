@@ -777,8 +777,9 @@ def _results(units: Iterator[Unit], jobs: int, settings: Settings) -> Iterator[O
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with contextlib.ExitStack() as stack:
+        # worker files straight in the work folder: shutil.rmtree opens a nested folder by a relative name,
+        # which reasoner.guard cannot place, so the clean-up of a killed run would leave it
         track = settings.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX))
-        track = stack.enter_context(tempfile.TemporaryDirectory(prefix="workers-", dir=track))
         pool = stack.enter_context(context.Pool(jobs, initializer=_init_settled_worker, initargs=(settings,)))
         workers = _Workers(pool, track)
         pending: collections.deque[_Cell] = collections.deque()
