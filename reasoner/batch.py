@@ -13,9 +13,10 @@ Inputs, one patient each (a :class:`Unit`):
 Every file, line, resource and patient passes the single-file checks (``reasoner.patient.decode_input``
 then the reader): the same size limit, strict UTF-8, nesting, surrogates, numbers.
 
-:func:`process_unit` reasons over one unit and never raises for a patient's sake: whatever goes wrong
-(a refusal or any unexpected exception) makes that patient ``refused`` with a one-line reason. It is the
-library entry point for other drivers (e.g. Spark executors); it writes nothing.
+:func:`reasoner.unit.process_unit` reasons over one unit and never raises for a patient's sake: whatever
+goes wrong (a refusal or any unexpected exception) makes that patient ``refused`` with a one-line reason.
+It is the library entry point for other drivers (e.g. Spark executors); it writes nothing. The Bulk Data
+index is ``reasoner.bulk``.
 
 Outputs: ``--out DIR`` (one file per patient in ``--format``, written atomically; a manifest,
 ``.guideline-kg-manifest.jsonl``, records for each report the SHA-256 of the input it was made from, so
@@ -36,206 +37,39 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import errno
 import hashlib
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sqlite3
-import stat
 import sys
 import tempfile
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from reasoner.engine import Engine
-from reasoner.errors import GuidelineError, InputError, OutputError, Terminated
-from reasoner.fhir import FHIR_ID, load_json
-from reasoner.formats import render
-from reasoner.guideline import Guideline
+from reasoner.bulk import BulkIndex, is_bulk_export
+from reasoner.errors import InputError, OutputError, Terminated
 from reasoner.output import write_atomic
-from reasoner.patient import MAX_INPUT_BYTES, decode_input, parse_patient, sniff
-from reasoner.report import build_report
 from reasoner.text import printable
+from reasoner.unit import (NDJSON, Context, Outcome, Status, Unit, bounded_lines, outside_problem, process_unit,
+                           read_input_file, too_long)
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
 EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
-NDJSON = "ndjson"  # the format of a report as one compact JSON line (``--ndjson``)
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"
 MANIFEST_NAME = ".guideline-kg-manifest.jsonl"
-REASON_CHARS = 300
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
-class Status(str, Enum):
-    """What became of one patient."""
-
-    REPORTED = "reported"  # a report; the patient graph conforms
-    NONCONFORMING = "nonconforming"  # a report listing Violations (nothing derived)
-    REFUSED = "refused"  # no report; ``reason`` says why in one line
-    OUTPUT_ERROR = "output-error"  # the report was made but could not be written (batch runs only)
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One patient to reason over.
-
-    ``name`` is the report's file stem, ``source`` names the input in messages. The input is a file
-    (``path``), or its bytes (``data``: an NDJSON line, a Bulk Data patient as a Bundle); ``problem``,
-    when set, refuses the unit unread (a symbolic link out of the folder, an over-long line).
-    """
-
-    index: int
-    name: str
-    source: str
-    path: str | None = None
-    data: bytes | None = None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of :func:`process_unit`: the report (bytes in the context's format) or the reason it was refused."""
-
-    index: int
-    name: str
-    source: str
-    status: Status
-    reason: str = ""
-    identifier: str | None = None  # the patient's identifier, once read
-    report: bytes | None = None
-    input_sha256: str | None = None  # of the bytes read, for the manifest
-
-
-@dataclass(frozen=True)
-class Context:
-    """What reasoning over a patient needs, loaded once per process: the guideline, an engine, the output format."""
-
-    guideline: Guideline
-    engine: Engine
-    fmt: str = "json"  # one of reasoner.formats.FORMATS, or NDJSON
-
-    @classmethod
-    def load(cls, engine_name: str | None = None, fmt: str = "json") -> "Context":
-        from reasoner.engines import make_engine
-
-        guideline = Guideline.load()
-        return cls(guideline, make_engine(guideline, engine_name), fmt)
-
-
-# ---- one patient ----
-
-
-def one_line(text: str) -> str:
-    """A reason fit for one stderr line: whitespace collapsed, controls escaped, bounded."""
-    flat = printable(" ".join(text.split()))
-    return flat if len(flat) <= REASON_CHARS else flat[:REASON_CHARS - 3] + "..."
-
-
-def read_input_file(path: Path, name: str) -> bytes:
-    """A patient file's bytes: never through a symbolic link, only a regular file, within the input limit."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError(f"{name}: is a symbolic link; not read") from None
-        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"{name}: not a regular file; not read")
-        if info.st_size > MAX_INPUT_BYTES:
-            raise InputError(f"{name}: {info.st_size} bytes is over the {MAX_INPUT_BYTES} byte input limit")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    return data
-
-
-def process_unit(unit: Unit, context: Context) -> Outcome:
-    """Read, check, reason over and render one patient; never raises for the patient's sake.
-
-    Any refusal (``InputError``) and any unexpected exception while reading, reasoning or rendering
-    makes the outcome ``REFUSED`` with a one-line reason and no traceback; other patients are untouched.
-    Only ``KeyboardInterrupt`` and ``Terminated`` (the process is being stopped) pass through.
-    """
-    digest: str | None = None
-    identifier: str | None = None
-    try:
-        if unit.problem is not None:
-            raise InputError(unit.problem)
-        if unit.path is not None:
-            data = read_input_file(Path(unit.path), unit.source)
-        else:
-            data = unit.data if unit.data is not None else b""
-        digest = hashlib.sha256(data).hexdigest()
-        text = decode_input(data, unit.source)
-        syntax = sniff(Path(unit.path), text) if unit.path is not None else "json"
-        patient = parse_patient(context.guideline, text, syntax, unit.source)
-        identifier = patient.identifier
-        report = build_report(context.guideline, context.engine.reason(patient))
-        if context.fmt == NDJSON:
-            body = json.dumps(report.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        else:
-            body = render(context.guideline, report, context.fmt, context.engine.name).encode("utf-8")
-        status = Status.REPORTED if report.conforms else Status.NONCONFORMING
-        return Outcome(unit.index, unit.name, unit.source, status, identifier=identifier, report=body,
-                       input_sha256=digest)
-    except (InputError, GuidelineError) as exc:
-        reason = str(exc)
-    except RecursionError:
-        reason = "input nested too deeply"
-    except (Exception, SystemExit) as exc:  # a defect met on this patient: it is refused, the batch goes on
-        reason = f"could not be reasoned over ({type(exc).__name__}: {exc})"
-    if reason.startswith(unit.source + ": "):
-        reason = reason[len(unit.source) + 2:]
-    return Outcome(unit.index, unit.name, unit.source, Status.REFUSED, one_line(reason), identifier,
-                   input_sha256=digest)
-
-
 # ---- inputs ----
-
-
-def is_bulk_export(folder: Path) -> bool:
-    return (folder / "Patient.ndjson").is_file() or (folder / "Patient.ndjson").is_symlink()
-
-
-def outside_problem(folder: Path, entry: Path) -> str | None:
-    """Why ``entry`` (a name in ``folder``) may not be read, or None: a link out of the folder, not a file."""
-    try:
-        info = entry.lstat()
-    except OSError as exc:
-        return f"cannot be examined: {exc.strerror}"
-    if stat.S_ISLNK(info.st_mode):
-        try:
-            target = entry.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return "a symbolic link to nothing readable (dangling or a loop); not read"
-        if not target.is_relative_to(folder.resolve()):
-            return f"a symbolic link to {printable(str(target))}, outside the input folder; not read"
-        info = target.stat()
-    if stat.S_ISDIR(info.st_mode):
-        return "a folder, not a patient file; not read"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (a device, pipe or socket); not read"
-    return None
-
 
 def folder_units(folder: Path) -> list[Unit]:
     """Every patient file of a folder, in name order; the report of ``a.json`` is named ``a``."""
@@ -249,242 +83,17 @@ def folder_units(folder: Path) -> list[Unit]:
         units.append(Unit(index, entry.stem, entry.name, path=path, problem=problem))
     return units
 
-
-def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
-    """(line number, the line's bytes without its end, or None when over the input limit, its length in bytes).
-
-    A line is never held whole past ``MAX_INPUT_BYTES``: the rest of an over-long line is skipped in pieces.
-    """
-    with path.open("rb") as handle:
-        number = 0
-        while True:
-            chunk = handle.readline(MAX_INPUT_BYTES + 1)
-            if not chunk:
-                return
-            number += 1
-            if len(chunk) > MAX_INPUT_BYTES and not chunk.endswith(b"\n"):
-                length = len(chunk)
-                while chunk and not chunk.endswith(b"\n"):
-                    chunk = handle.readline(1 << 20)
-                    length += len(chunk.rstrip(b"\r\n"))
-                yield number, None, length
-                continue
-            line = chunk.rstrip(b"\r\n")
-            yield number, line, len(line)
-
-
-def _too_long(where: str, length: int) -> str:
-    return f"{where}: {length} bytes is over the {MAX_INPUT_BYTES} byte input limit"
-
-
 def ndjson_units(path: Path) -> Iterator[Unit]:
     for number, line, length in bounded_lines(path):
         name = f"line-{number:07d}"
         if line is None:
-            yield Unit(number, name, name, problem=_too_long(name, length))
+            yield Unit(number, name, name, problem=too_long(name, length))
         elif line.strip():
             yield Unit(number, name, name, data=line)
 
 
 def count_lines(path: Path) -> int:
     return sum(1 for _, line, _ in bounded_lines(path) if line is None or line.strip())
-
-
-_PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
-
-
-def patient_of(resource: dict[str, Any]) -> str | None:
-    """The id of the Bulk Data patient a resource belongs to, None when it names none (a Practitioner).
-
-    Only a relative ``Patient/<id>`` (version-specific or not) names a patient of the export; a
-    ``subject``/``patient`` that is anything else (a Group, another server's Patient) is refused.
-    """
-    for field_name in ("subject", "patient"):
-        value = resource.get(field_name)
-        if value is None:
-            continue
-        ref = value.get("reference") if isinstance(value, dict) else None
-        if not isinstance(ref, str):
-            raise InputError(f"{field_name}.reference is missing or not a string")
-        match = _PATIENT_REFERENCE.fullmatch(ref)
-        if match is None:
-            raise InputError(f"{field_name}.reference {ref[:80]!r} names no Patient of the export")
-        return match.group(1)
-    return None
-
-
-class BulkIndex:
-    """An on-disk index of a Bulk Data export: each resource line under its patient, read back patient by patient.
-
-    Every line passes the single-file checks as it is indexed. A line that fails them, or names its
-    patient in a way no export patient can match, is kept as a refusal: under its patient when the
-    line says which, else as an input of its own. Resources that name no patient (a Practitioner) are
-    counted and not read further.
-    """
-
-    def __init__(self, folder: Path, workdir: Path) -> None:
-        self.folder = folder
-        self.db_path = workdir / "bulk-index.sqlite"
-        self.db = sqlite3.connect(self.db_path)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE patient (id TEXT, seq INTEGER, line BLOB, digest TEXT, problem TEXT)")
-        self.db.execute("CREATE TABLE resource (patient TEXT, seq INTEGER, rkey TEXT, line BLOB, digest TEXT, "
-                        "problem TEXT)")
-        self.db.execute("CREATE TABLE stray (seq INTEGER, source TEXT, problem TEXT)")
-        self.without_patient = 0
-        self._load()
-
-    def _checked(self, path: Path) -> Iterator[tuple[int, str, bytes | None, Any, str | None]]:
-        """(line number, source name, raw line, parsed resource or None, problem or None) for each line."""
-        for number, raw, length in bounded_lines(path):
-            where = f"{path.name} line {number}"
-            if raw is None:
-                yield number, where, None, None, _too_long(where, length)
-                continue
-            if not raw.strip():
-                continue
-            try:
-                data = load_json(decode_input(raw, where), where)
-                if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
-                    raise InputError(f"{where}: not a FHIR resource (no resourceType)")
-                rid = data.get("id")
-                if rid is not None and not (isinstance(rid, str) and FHIR_ID.fullmatch(rid)):
-                    raise InputError(f"{where}: id {str(rid)[:40]!r} is not a FHIR id")
-            except InputError as exc:
-                yield number, where, raw, self._salvage(raw), str(exc)
-                continue
-            yield number, where, raw, data, None
-
-    @staticmethod
-    def _salvage(raw: bytes) -> Any:
-        """What a refused line may still tell about whose it is (never used as data)."""
-        try:
-            value = json.loads(raw.decode("utf-8", errors="replace"))
-        except (ValueError, RecursionError):
-            return None
-        return value if isinstance(value, dict) else None
-
-    def _load(self) -> None:
-        folder = self.folder.resolve()
-        seq = 0
-        strays: list[tuple[int, str, str]] = []
-        patients: list[tuple[str, int, bytes | None, str | None, str | None]] = []
-        rows: list[tuple[str, int, str, bytes | None, str | None, str | None]] = []
-        files = sorted(self.folder.glob("*.ndjson"), key=lambda p: (p.name != "Patient.ndjson", p.name))
-        for path in files:
-            problem = outside_problem(self.folder, path)
-            if problem is not None:
-                seq += 1
-                strays.append((seq, path.name, problem))
-                continue
-            is_patient_file = path.name == "Patient.ndjson"
-            for number, where, raw, data, problem in self._checked(folder / path.name):
-                seq += 1
-                digest = _canonical_digest(data) if problem is None else None
-                if is_patient_file:
-                    pid = data.get("id") if isinstance(data, dict) else None
-                    if not (isinstance(pid, str) and FHIR_ID.fullmatch(pid)):
-                        pid = f"#{where}"  # no id to group by: a patient of its own, named after its line
-                    patients.append((pid, seq, raw if problem is None else None, digest, problem))
-                    continue
-                pid = None
-                try:
-                    pid = patient_of(data) if isinstance(data, dict) else None
-                except InputError as exc:
-                    problem = problem or f"{where}: {exc}"
-                if pid is None:
-                    if problem is not None:
-                        strays.append((seq, where, problem))
-                    else:
-                        self.without_patient += 1
-                    continue
-                rid = data.get("id") if isinstance(data, dict) else None
-                rkey = f"{data.get('resourceType')}/{rid}" if isinstance(rid, str) else f"#{seq}"
-                rows.append((pid, seq, rkey, raw if problem is None else None, digest, problem))
-                if len(rows) >= 10_000:
-                    self.db.executemany("INSERT INTO resource VALUES (?, ?, ?, ?, ?, ?)", rows)
-                    rows.clear()
-            self.db.executemany("INSERT INTO patient VALUES (?, ?, ?, ?, ?)", patients)
-            patients.clear()
-        self.db.executemany("INSERT INTO resource VALUES (?, ?, ?, ?, ?, ?)", rows)
-        self.db.executemany("INSERT INTO stray VALUES (?, ?, ?)", strays)
-        self.db.execute("CREATE INDEX patient_id ON patient (id, seq)")
-        self.db.execute("CREATE INDEX resource_patient ON resource (patient, seq)")
-        self.db.commit()
-
-    def __len__(self) -> int:
-        patients = self.db.execute("SELECT count(DISTINCT id) FROM patient").fetchone()[0]
-        orphans = self.db.execute("SELECT count(DISTINCT patient) FROM resource WHERE patient NOT IN "
-                                  "(SELECT id FROM patient)").fetchone()[0]
-        strays = self.db.execute("SELECT count(*) FROM stray").fetchone()[0]
-        return int(patients + orphans + strays)
-
-    def names(self) -> list[tuple[str, str]]:
-        """(report name, source) of every patient, for the report-name check before any reasoning."""
-        return [(_bulk_name(pid), _bulk_source(pid)) for (pid,) in
-                self.db.execute("SELECT id FROM patient GROUP BY id ORDER BY min(seq)")]
-
-    def units(self) -> Iterator[Unit]:
-        reader = sqlite3.connect(self.db_path)
-        index = 0
-        try:
-            for (pid,) in reader.execute("SELECT id FROM patient GROUP BY id ORDER BY min(seq)"):
-                yield self._patient_unit(index, pid)
-                index += 1
-            for pid, count in reader.execute(
-                    "SELECT patient, count(*) FROM resource WHERE patient NOT IN (SELECT id FROM patient) "
-                    "GROUP BY patient ORDER BY min(seq)"):
-                yield Unit(index, _bulk_name(pid), f"Patient/{pid}",
-                           problem=f"{count} resource(s) name this patient but Patient.ndjson does not hold it")
-                index += 1
-            for _seq, source, problem in reader.execute("SELECT seq, source, problem FROM stray ORDER BY seq"):
-                yield Unit(index, "", source, problem=problem)
-                index += 1
-        finally:
-            reader.close()
-
-    def _patient_unit(self, index: int, pid: str) -> Unit:
-        name, source = _bulk_name(pid), _bulk_source(pid)
-        lines: list[bytes] = []
-        seen: dict[str, set[str | None]] = {}
-        size = 0
-        query = ("SELECT 'Patient', line, digest, problem FROM patient WHERE id = ? ORDER BY seq",
-                 "SELECT rkey, line, digest, problem FROM resource WHERE patient = ? ORDER BY seq")
-        for sql in query:
-            for rkey, line, digest, problem in self.db.execute(sql, (pid,)):
-                if problem is not None:
-                    return Unit(index, name, source, problem=problem)
-                digests = seen.setdefault(rkey, set())
-                if digest in digests:
-                    continue  # the same resource again, identical: one resource (contract: duplicates)
-                digests.add(digest)  # a different content under the same id goes to the reader, which refuses it
-                size += len(line)
-                if size > MAX_INPUT_BYTES:
-                    return Unit(index, name, source, problem=f"the patient's resources are over the "
-                                                             f"{MAX_INPUT_BYTES} byte input limit")
-                lines.append(bytes(line))
-        data = (b'{"resourceType":"Bundle","type":"collection","entry":['
-                + b",".join(b'{"resource":' + line + b"}" for line in lines) + b"]}")
-        return Unit(index, name, source, data=data)
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def _bulk_name(pid: str) -> str:
-    return pid if not pid.startswith("#") else pid[1:].replace(" ", "-")
-
-
-def _bulk_source(pid: str) -> str:
-    return f"Patient/{pid}" if not pid.startswith("#") else pid[1:]
-
-
-def _canonical_digest(value: Any) -> str:
-    """The same for the same content whatever the key order or spacing (decimals compared as written)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-
 
 # ---- the output folder ----
 
@@ -979,4 +588,4 @@ def _summary(counts: collections.Counter[Status | str], named: dict[Status, list
             sys.stderr.write(f"guideline-kg: {label}: {', '.join(printable(s) for s in named[status])}\n")
 
 
-__all__ = ["run_batch", "process_unit", "Context", "Unit", "Outcome", "Status", "BulkIndex", "Settings"]
+__all__ = ["run_batch", "process_unit", "Context", "Unit", "Outcome", "Status", "BulkIndex", "Settings", "NDJSON"]

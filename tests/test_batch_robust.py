@@ -27,8 +27,9 @@ import pytest
 
 from benchmarks.cohort import generate, write_ndjson
 from conftest import ROOT, guideline
-from reasoner import batch, engines
-from reasoner.batch import MANIFEST_NAME, NDJSON, Context, Status, Unit, process_unit
+from reasoner import batch, engines, unit as unit_module
+from reasoner.batch import MANIFEST_NAME
+from reasoner.unit import NDJSON, Context, Status, Unit, process_unit
 from reasoner.cli import main
 from reasoner.patient import MAX_INPUT_BYTES
 from reasoner.text import render_text
@@ -44,7 +45,7 @@ def _engine(name: str | None) -> Any:
 @pytest.fixture(autouse=True)
 def _loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers and in-process runs take the guideline and engine loaded once; every input is still read in full."""
-    monkeypatch.setattr(batch.Context, "load", classmethod(
+    monkeypatch.setattr(Context, "load", classmethod(
         lambda cls, engine_name=None, fmt="json": cls(guideline(), _engine(engine_name), fmt)))
 
 
@@ -97,31 +98,31 @@ def _poison(monkeypatch: pytest.MonkeyPatch, stage: str, exc: BaseException) -> 
         return "POISON" in text
 
     if stage == "read":
-        real_parse = batch.parse_patient
+        real_parse = unit_module.parse_patient
 
         def parse(*args: Any, **kwargs: Any) -> Any:
             patient = real_parse(*args, **kwargs)
             if poisoned(patient):
                 raise exc
             return patient
-        monkeypatch.setattr(batch, "parse_patient", parse)
+        monkeypatch.setattr(unit_module, "parse_patient", parse)
     elif stage == "reason":
-        real_build = batch.build_report
+        real_build = unit_module.build_report
 
         def build(*args: Any) -> Any:
             report = real_build(*args)
             if poisoned(report):
                 raise exc
             return report
-        monkeypatch.setattr(batch, "build_report", build)
+        monkeypatch.setattr(unit_module, "build_report", build)
     else:
-        real_render = batch.render
+        real_render = unit_module.render
 
         def render(g: Any, report: Any, *rest: Any) -> str:
             if poisoned(report):
                 raise exc
             return real_render(g, report, *rest)
-        monkeypatch.setattr(batch, "render", render)
+        monkeypatch.setattr(unit_module, "render", render)
 
 
 # ---- isolation ----
@@ -182,14 +183,14 @@ def test_a_worker_killed_on_one_patient_costs_that_patient_only(
     bundles["p1-poison.json"] = _with_identifier(_good()[0], "POISON-0")  # the middle of the first chunk
     bundles["p4-poison.json"] = _with_identifier(_good()[1], "POISON-1")  # and of the second (3 a chunk)
     source = _folder(tmp_path / "in", bundles)
-    real_parse = batch.parse_patient
+    real_parse = unit_module.parse_patient
 
     def parse(*args: Any, **kwargs: Any) -> Any:
         patient = real_parse(*args, **kwargs)
         if "POISON" in patient.identifier:
             os.kill(os.getpid(), signal.SIGKILL)
         return patient
-    monkeypatch.setattr(batch, "parse_patient", parse)
+    monkeypatch.setattr(unit_module, "parse_patient", parse)
     monkeypatch.setattr(batch, "CHUNK", 3)
     code, _, err = _run(capsys, source, "--out", tmp_path / "out", "--jobs", "2")
     assert code == 2, err
@@ -417,8 +418,8 @@ def test_symbolic_links_out_of_a_batch_folder_are_refused_unread(
     (source / "environ.json").symlink_to("/proc/self/environ")
     (source / "inside.json").symlink_to(source / "good-0.json")
     read: list[str] = []
-    real_read = batch.read_input_file
-    monkeypatch.setattr(batch, "read_input_file", lambda path, name: read.append(str(path)) or real_read(path, name))
+    real_read = unit_module.read_input_file
+    monkeypatch.setattr(unit_module, "read_input_file", lambda path, name: read.append(str(path)) or real_read(path, name))
     code, _, err = _run(capsys, source, "--out", tmp_path / "out")
     assert code == 2, err
     assert "outside.json: a symbolic link to" in err and "outside the input folder; not read" in err
