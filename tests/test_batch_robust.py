@@ -271,6 +271,20 @@ def test_a_full_disk_is_an_output_error_naming_the_path_and_stops_the_run(
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_one_patient_written_to_a_full_disk_is_an_output_error_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import reasoner.output
+
+    source = _good_folder(tmp_path / "in") / "good-0.json"
+
+    def full(path: Path, text: str | bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(reasoner.output, "write_atomic", full)
+    code, out, err = _run(capsys, source, "--out", tmp_path / "report.json")
+    assert code == 3 and out == ""
+    assert err == f"guideline-kg: {tmp_path / 'report.json'}: cannot write: No space left on device\n"
+
+
 def test_a_read_only_output_folder_is_an_output_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _good_folder(tmp_path / "in")
     out = tmp_path / "out"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reasoner.errors import InputError
+from reasoner.errors import InputError, OutputError
 from reasoner.engines import available, make_engine
 from reasoner.formats import FORMATS, render
 from reasoner.guideline import Guideline
@@ -53,7 +53,14 @@ def run_recommend(args: argparse.Namespace) -> int:
     engine = make_engine(guideline, args.engine)
     patient = read_patient(guideline, args.input)
     report = build_report(guideline, engine.reason(patient))
-    emit(render(guideline, report, args.format, engine.name), args.out)
+    text = render(guideline, report, args.format, engine.name)
+    try:
+        emit(text, args.out)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk or an unwritable folder: the output's fault, not the input's (exit 3)
+        raise OutputError(f"{args.out if args.out is not None else 'stdout'}: cannot write: "
+                          f"{exc.strerror or exc}") from None
     return 0 if report.conforms else 1
 
 
