@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -473,8 +474,33 @@ def run_batch(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{printable(str(out))}: cannot create the output folder: {exc.strerror}") from None
-        _clean_partial_writes(out)
+    lock = _lock_output(out) if out is not None else None
+    try:
+        if out is not None:
+            _clean_partial_writes(out)
+        return _run(args, source, out, fmt, to_stdout, jobs)
+    finally:
+        if lock is not None:
+            os.close(lock)
 
+
+def _lock_output(out: Path) -> int:
+    """The output folder for this run alone (``flock`` on the folder, released when the process ends, even
+    by SIGKILL): a second batch started on it would remove the first's work as a killed run's leftovers."""
+    try:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise OutputError(f"{printable(str(out))}: cannot open the output folder: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(f"{printable(str(out))}: another batch is writing to this folder; "
+                          "let it finish or give another --out") from None
+    return fd
+
+
+def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_stdout: bool, jobs: int) -> int:
     started = time.monotonic()
     counts: collections.Counter[Status | str] = collections.Counter()
     named: dict[Status, list[str]] = {Status.REFUSED: [], Status.NONCONFORMING: []}

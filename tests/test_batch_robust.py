@@ -328,6 +328,27 @@ def test_two_inputs_sharing_a_report_name_stop_the_run_before_any_reasoning(
     assert reasoned == [] and _reports(tmp_path / "out") == []
 
 
+def test_a_second_batch_on_a_folder_in_use_is_refused_and_leaves_the_first_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import fcntl
+
+    source = _good_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    work = out / ".guideline-kg-batch-of-the-first-run"
+    work.mkdir()
+    held = os.open(out, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first run, still going
+    try:
+        code, _, err = _run(capsys, source, "--out", out)
+    finally:
+        os.close(held)
+    assert code == 3 and "another batch is writing to this folder" in err and err.count("\n") == 1
+    assert work.is_dir() and _reports(out) == []
+    assert _run(capsys, source, "--out", out)[0] == 0  # once it is done, the folder is free again
+    assert not work.exists()  # and what a killed run left is cleared
+
+
 # ---- "already done" ----
 
 
@@ -469,13 +490,14 @@ def test_text_report_and_batch_stderr_escape_control_characters(
 # ---- SIGTERM ----
 
 
-def test_sigterm_stops_a_jobs_batch_quietly_removes_its_work_and_exits_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_a_batch_quietly_removes_its_work_and_exits_143(tmp_path: Path, jobs: str) -> None:
     source = tmp_path / "cohort.ndjson"
     with source.open("w", encoding="utf-8") as handle:
         write_ndjson(generate(60, seed=5), handle)
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out),
-                                "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                "--jobs", jobs], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
