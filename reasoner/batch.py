@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reasoner.bulk import BulkIndex, is_bulk_export
+from reasoner.bulk import BulkIndex, is_bulk_export, patient_of
 from reasoner.errors import InputError, OutputError, Terminated
 from reasoner.output import write_atomic
 from reasoner.text import printable
@@ -590,6 +590,15 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
     if counts[Status.REFUSED]:
         return 2
     return 1 if counts[Status.NONCONFORMING] else 0
+
+
+def _patient_of(resource: dict[str, Any]) -> str | None:
+    """The Bulk Data patient a resource names, None when none or not a local one: what ``reasoner.spark``
+    imported before ``reasoner.bulk.patient_of``, which refuses a reference that is not local."""
+    try:
+        return patient_of(resource)
+    except InputError:
+        return None
 
 
 def _input_digest(unit: Unit) -> str:
