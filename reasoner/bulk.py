@@ -22,8 +22,8 @@ from reasoner.unit import Unit, bounded_lines, outside_problem, too_long
 
 
 def is_bulk_export(folder: Path) -> bool:
+    """A folder holding ``Patient.ndjson`` (a link too: it is then refused unread, as any link out of the folder)."""
     return (folder / "Patient.ndjson").is_file() or (folder / "Patient.ndjson").is_symlink()
-
 
 
 _PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")

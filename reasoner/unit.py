@@ -163,6 +163,8 @@ def process_unit(unit: Unit, context: Context) -> Outcome:
                    input_sha256=digest)
 
 
+# ---- reading inputs safely ----
+
 
 def outside_problem(folder: Path, entry: Path) -> str | None:
     """Why ``entry`` (a name in ``folder``) may not be read, or None: a link out of the folder, not a file."""
@@ -183,6 +185,7 @@ def outside_problem(folder: Path, entry: Path) -> str | None:
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file (a device, pipe or socket); not read"
     return None
+
 
 def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
     """(line number, the line's bytes without its end, or None when over the input limit, its length in bytes).
@@ -208,6 +211,7 @@ def bounded_lines(path: Path) -> Iterator[tuple[int, bytes | None, int]]:
 
 
 def too_long(where: str, length: int) -> str:
+    """The refusal of an input over the single-file limit."""
     return f"{where}: {length} bytes is over the {MAX_INPUT_BYTES} byte input limit"
 
 
