@@ -217,13 +217,14 @@ class Settings:
     fmt: str = "json"
     out: str | None = None
     workdir: str | None = None  # where workers record the patient at hand (jobs > 1)
+    now: Any = None  # the run's reasoning time, one for every patient
 
 
 _STATE: dict[str, Any] = {}
 
 
 def _init_worker(settings: Settings) -> None:
-    _STATE.update(context=Context.load(settings.engine, settings.fmt), out=settings.out)
+    _STATE.update(context=Context.load(settings.engine, settings.fmt, settings.now), out=settings.out)
 
 
 def _init_settled_worker(settings: Settings) -> None:
@@ -549,7 +550,7 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                     yield unit
 
             settings = Settings(getattr(args, "engine", None), NDJSON if to_stdout else fmt,
-                                str(out) if out is not None else None, workdir.name)
+                                str(out) if out is not None else None, workdir.name, getattr(args, "now", None))
             results = _results(todo(), jobs, settings)
             try:
                 for outcome in results:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from reasoner.engine import Engine
 from reasoner.errors import GuidelineError, InputError
@@ -78,13 +79,14 @@ class Context:
     guideline: Guideline
     engine: Engine
     fmt: str = "json"  # one of reasoner.formats.FORMATS, or NDJSON
+    now: Any = None  # the run's reasoning time (``--now``), passed to the reader when set
 
     @classmethod
-    def load(cls, engine_name: str | None = None, fmt: str = "json") -> "Context":
+    def load(cls, engine_name: str | None = None, fmt: str = "json", now: Any = None) -> "Context":
         from reasoner.engines import make_engine
 
         guideline = Guideline.load()
-        return cls(guideline, make_engine(guideline, engine_name), fmt)
+        return cls(guideline, make_engine(guideline, engine_name), fmt, now)
 
 
 # ---- one patient ----
@@ -141,7 +143,10 @@ def process_unit(unit: Unit, context: Context) -> Outcome:
         digest = hashlib.sha256(data).hexdigest()
         text = decode_input(data, unit.source)
         syntax = sniff(Path(unit.path), text) if unit.path is not None else "json"
-        patient = parse_patient(context.guideline, text, syntax, unit.source)
+        if context.now is None:
+            patient = parse_patient(context.guideline, text, syntax, unit.source)
+        else:
+            patient = parse_patient(context.guideline, text, syntax, unit.source, context.now)
         identifier = patient.identifier
         report = build_report(context.guideline, context.engine.reason(patient))
         if context.fmt == NDJSON:

@@ -46,7 +46,7 @@ def _engine(name: str | None) -> Any:
 def _loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers and in-process runs take the guideline and engine loaded once; every input is still read in full."""
     monkeypatch.setattr(Context, "load", classmethod(
-        lambda cls, engine_name=None, fmt="json": cls(guideline(), _engine(engine_name), fmt)))
+        lambda cls, engine_name=None, fmt="json", now=None: cls(guideline(), _engine(engine_name), fmt, now)))
 
 
 @lru_cache(maxsize=None)
