@@ -58,8 +58,8 @@ from reasoner.bulk import BulkIndex, is_bulk_export, patient_of
 from reasoner.errors import InputError, OutputError, Terminated
 from reasoner.output import write_atomic
 from reasoner.text import printable
-from reasoner.unit import (NDJSON, Context, Outcome, Status, Unit, bounded_lines, outside_problem, process_unit,
-                           read_input_file, too_long)
+from reasoner.unit import (NDJSON, Context, Outcome, Status, Unit, bounded_lines, one_line, outside_problem,
+                           process_unit, read_input_file, too_long)
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
 EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
@@ -186,7 +186,8 @@ class Manifest:
 
 
 def _manifest_line(report: str, digest: str, size: int) -> str:
-    return json.dumps({"report": report, "input": digest, "bytes": size}, ensure_ascii=False) + "\n"
+    # ASCII: a file name that is not UTF-8 (a lone surrogate in Python) is kept as a \\udcxx escape
+    return json.dumps({"report": report, "input": digest, "bytes": size}) + "\n"
 
 
 def append_line(path: Path, line: str) -> None:
@@ -253,6 +254,9 @@ def _work(unit: Unit) -> Outcome:
     except OSError as exc:
         return replace(outcome, status=Status.OUTPUT_ERROR, report=None,
                        reason=f"{printable(str(path))}: cannot write: {exc.strerror or exc}")
+    except Exception as exc:  # nothing escapes a worker: an output it cannot write stops the run, named
+        return replace(outcome, status=Status.OUTPUT_ERROR, report=None,
+                       reason=f"{printable(str(path))}: cannot write: {one_line(f'{type(exc).__name__}: {exc}')}")
     return replace(outcome, report=None)
 
 

@@ -546,3 +546,19 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
     text = seen.decode("utf-8", errors="replace")
     assert "\r" in text and "6/6" in text and "patients" in text
     assert "6 patients, 6 conforming, 0 not conforming, 0 refused" in text
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_resumed_and_named_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    with open(os.path.join(os.fsencode(source), b"caf\xe9.json"), "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(_good()[0]))
+    with open(os.path.join(os.fsencode(source), b"bad\xff.json"), "w", encoding="utf-8") as handle:
+        handle.write("{")
+    code, _, err = _run(capsys, source, "--out", tmp_path / "out")
+    assert code == 2 and "Traceback" not in err
+    assert os.path.exists(os.path.join(os.fsencode(tmp_path / "out"), b"caf\xe9.json"))
+    assert "guideline-kg: bad\\udcff.json: " in err  # the undecodable byte shown as an escape
+    code, _, err = _run(capsys, source, "--out", tmp_path / "out")
+    assert "1 already done" in err
