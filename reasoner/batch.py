@@ -534,7 +534,9 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                 listed = folder_units(source)
                 total, units, named_inputs = len(listed), iter(listed), [(u.name, u.source) for u in listed]
             else:
-                total, units, named_inputs = count_lines(source), ndjson_units(source), []
+                # a pipe (a named FIFO) is read once: no count for the progress bar then
+                total = count_lines(source) if source.is_file() else None
+                units, named_inputs = ndjson_units(source), []
             manifest: Manifest | None = None
             if out is not None:
                 check_report_names(named_inputs, fmt, _folds_case(out))

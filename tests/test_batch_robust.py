@@ -452,6 +452,7 @@ def test_symbolic_links_out_of_a_batch_folder_are_refused_unread(
     (source / "outside.json").symlink_to(secret)
     (source / "environ.json").symlink_to("/proc/self/environ")
     (source / "inside.json").symlink_to(source / "good-0.json")
+    os.mkfifo(source / "pipe.json")  # reading it would wait forever
     read: list[str] = []
     real_read = unit_module.read_input_file
     monkeypatch.setattr(unit_module, "read_input_file", lambda path, name: read.append(str(path)) or real_read(path, name))
@@ -459,6 +460,7 @@ def test_symbolic_links_out_of_a_batch_folder_are_refused_unread(
     assert code == 2, err
     assert "outside.json: a symbolic link to" in err and "outside the input folder; not read" in err
     assert "environ.json: a symbolic link to /proc/" in err
+    assert "pipe.json: not a regular file (a device, pipe or socket); not read" in err
     assert str(secret) not in read and not any(p.startswith("/proc") for p in read)
     assert "inside.json" in _reports(tmp_path / "out")
 
@@ -562,3 +564,20 @@ def test_a_file_name_that_is_not_utf8_is_reported_resumed_and_named_escaped(
     assert "guideline-kg: bad\\udcff.json: " in err  # the undecodable byte shown as an escape
     code, _, err = _run(capsys, source, "--out", tmp_path / "out")
     assert "1 already done" in err
+
+
+def test_an_ndjson_pipe_is_read_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    pipe = tmp_path / "feed.ndjson"
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        with pipe.open("w", encoding="utf-8") as handle:
+            write_ndjson(_good(3), handle)
+    writer = threading.Thread(target=feed)
+    writer.start()
+    code, out, err = _run(capsys, pipe, "--ndjson")
+    writer.join(timeout=60)
+    assert code == 0, err
+    assert len(out.splitlines()) == 3
