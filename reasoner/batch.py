@@ -219,6 +219,7 @@ class Settings:
     out: str | None = None
     workdir: str | None = None  # where workers record the patient at hand (jobs > 1)
     now: Any = None  # the run's reasoning time, one for every patient
+    lock_fd: int | None = None  # the parent's lock on the output folder, which a worker must not hold
 
 
 _STATE: dict[str, Any] = {}
@@ -235,6 +236,9 @@ def _init_settled_worker(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings.lock_fd is not None:  # a worker orphaned by a killed parent must not keep the folder locked
+        with contextlib.suppress(OSError):
+            os.close(settings.lock_fd)
     _init_worker(settings)
     settle()
 
@@ -483,7 +487,7 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         if out is not None:
             _clean_partial_writes(out)
-        return _run(args, source, out, fmt, to_stdout, jobs)
+        return _run(args, source, out, fmt, to_stdout, jobs, lock)
     finally:
         if lock is not None:
             os.close(lock)
@@ -505,7 +509,8 @@ def _lock_output(out: Path) -> int:
     return fd
 
 
-def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_stdout: bool, jobs: int) -> int:
+def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_stdout: bool, jobs: int,
+         lock: int | None) -> int:
     started = time.monotonic()
     counts: collections.Counter[Status | str] = collections.Counter()
     named: dict[Status, list[str]] = {Status.REFUSED: [], Status.NONCONFORMING: []}
@@ -556,7 +561,8 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                     yield unit
 
             settings = Settings(getattr(args, "engine", None), NDJSON if to_stdout else fmt,
-                                str(out) if out is not None else None, workdir.name, getattr(args, "now", None))
+                                str(out) if out is not None else None, workdir.name, getattr(args, "now", None),
+                                lock)
             results = _results(todo(), jobs, settings)
             try:
                 for outcome in results:

@@ -10,6 +10,7 @@ inherit them, and inherit the faults injected here).
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import errno
 import json
@@ -581,3 +582,29 @@ def test_an_ndjson_pipe_is_read_once(tmp_path: Path, capsys: pytest.CaptureFixtu
     writer.join(timeout=60)
     assert code == 0, err
     assert len(out.splitlines()) == 3
+
+
+def test_a_batch_whose_parent_alone_was_killed_can_be_run_again_at_once(tmp_path: Path) -> None:
+    """kill -9 of the parent only: its workers may linger a while, but they do not hold the output folder."""
+    source = tmp_path / "cohort.ndjson"
+    with source.open("w", encoding="utf-8") as handle:
+        write_ndjson(generate(40, seed=5), handle)
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out),
+                              "--jobs", "2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and first.poll() is None:
+            if out.is_dir() and sum(1 for _ in out.glob("line-*.json")) >= 2:
+                break
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        again = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert "another batch" not in again.stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)  # the orphaned workers
