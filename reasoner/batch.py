@@ -176,13 +176,21 @@ class Manifest:
     def done(self, report: str, digest: str) -> bool:
         return self.entries.get(report, ("", -1))[0] == digest
 
-    def forget(self, out: Path, report: str) -> None:
-        """A report made from an earlier version of an input that is now refused: removed, not left to mislead."""
-        if report in self.entries:
+    def forget(self, out: Path, report: str) -> str | None:
+        """A report made from an earlier version of an input that is now refused: removed, not left to mislead.
+
+        Returns the output error (naming the path) when it cannot be removed or unrecorded, else None.
+        """
+        if report not in self.entries:
+            return None
+        try:
             with contextlib.suppress(FileNotFoundError):
                 (out / report).unlink()
             append_line(self.path, json.dumps({"report": report, "input": None}) + "\n")
-            del self.entries[report]
+        except OSError as exc:
+            return f"{printable(str(out / report))}: cannot remove a stale report: {exc.strerror or exc}"
+        del self.entries[report]
+        return None
 
 
 def _manifest_line(report: str, digest: str, size: int) -> str:
@@ -573,8 +581,10 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                     if outcome.status is Status.REFUSED:
                         named[Status.REFUSED].append(outcome.source)
                         progress.say(f"guideline-kg: {printable(outcome.source)}: {outcome.reason}")
-                        if manifest is not None and outcome.name:
-                            manifest.forget(out, report_path(out, outcome.name, fmt).name)  # type: ignore[arg-type]
+                        if manifest is not None and out is not None and outcome.name:
+                            output_error = manifest.forget(out, report_path(out, outcome.name, fmt).name)
+                            if output_error is not None:
+                                break
                     elif outcome.status is Status.NONCONFORMING:
                         named[Status.NONCONFORMING].append(outcome.source)
                     if to_stdout and outcome.report is not None:
@@ -592,7 +602,8 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
             progress.close()
         if index is not None:
             index.close()
-        workdir.cleanup()
+        with contextlib.suppress(OSError):
+            workdir.cleanup()
         if out is not None:
             _clean_partial_writes(out)
 
