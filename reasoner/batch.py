@@ -62,7 +62,8 @@ from reasoner.unit import (NDJSON, Context, Outcome, Status, Unit, bounded_lines
                            process_unit, read_input_file, too_long)
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
-EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
+EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html",
+              "fhir": ".fhir.json"}
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reasoner.guideline import Guideline
 from reasoner.report import Report, report_graph
 
-FORMATS = ("json", "turtle", "jsonld", "text", "html")
+FORMATS = ("json", "turtle", "jsonld", "text", "html", "fhir")
 
 
 def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
@@ -16,6 +16,10 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         from reasoner.text import render_text
 
         return render_text(report.data)
+    if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
+        from reasoner.export_fhir import fhir_request_group
+
+        return fhir_request_group(guideline, report.data)
     if fmt == "html":
         from reasoner.html import render_html
 
