@@ -130,15 +130,20 @@ def _parse(path: Path, fmt: ox.RdfFormat) -> list[ox.Quad]:
         raise InputError(f"{path.name}: cannot be parsed as {fmt.name}: {' '.join(str(exc).split())[:200]}") from None
 
 
+def _json_graph(path: Path) -> Path:
+    """The report graph a JSON report stands for: the ``.nq`` file of the same name beside it."""
+    beside = path.with_suffix(".nq")
+    if not beside.is_file():
+        raise InputError(f"{path.name}: a JSON report without its report graph {beside.name} beside it "
+                         "(a batch with --out writes both; or write RDF with --format nquads|turtle|jsonld)")
+    return beside
+
+
 def read_report_graph(path: Path) -> ReportGraph:
     """The report graph of one file (see the module's notes on formats); raises InputError naming the file."""
     suffix = path.suffix.lower()
     if suffix == ".json":
-        beside = path.with_suffix(".nq")
-        if not beside.is_file():
-            raise InputError(f"{path.name}: a JSON report without its report graph {beside.name} beside it "
-                             "(a batch with --out writes both; or write RDF with --format nquads|turtle|jsonld)")
-        path, suffix = beside, ".nq"
+        path, suffix = _json_graph(path), ".nq"
     fmt = RDF_SUFFIXES.get(suffix)
     if fmt is None:
         raise InputError(f"{path.name}: a report must be JSON (.json), N-Quads (.nq), Turtle (.ttl), "
@@ -171,6 +176,9 @@ def report_files(folder: Path) -> list[Path]:
     present = set(files)
     # a batch's "name.json" + "name.nq" is one report: read it once, through the .nq
     files = [p for p in files if not (p.suffix.lower() == ".json" and p.with_suffix(".nq") in present)]
+    for path in files:  # refused here, before anything is written
+        if path.suffix.lower() == ".json":
+            _json_graph(path)
     if not files:
         raise InputError(f"{folder}: no report in this folder (expected .json reports with their .nq graphs, "
                          ".nq, .ttl, .jsonld or .nt report files)")

@@ -338,7 +338,10 @@ class Lanes:
             except QueryTimeout:
                 self._remember(key)
         spent = time.monotonic() - started
-        return self.long.run(job, max(self.timeout - spent, 0.1), self.wait)
+        try:
+            return self.long.run(job, max(self.timeout - spent, 0.1), self.wait)
+        except QueryTimeout:
+            raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped") from None
 
     def close(self) -> None:
         self.quick.close()
