@@ -281,8 +281,8 @@ class Settings:
     token: str | None = None
     cors: str | None = None
     workers: int = 2
-    long_workers: int = 1  # the long lane (0: none, every query has the whole time limit in one lane)
-    lane_seconds: float = 1.0  # how long a query may run in the quick lane before it moves to the long one
+    long_workers: int = 1  # queries at a time in the long lane (0: none, every query has the whole time limit)
+    lane_seconds: float = 1.0  # how long a query runs as a quick one before it needs a long-lane slot
     wait: float = 10.0  # how long a query may wait for a free worker before a 503 with Retry-After
     memory_mb: int = 1024  # address space a worker may add while it runs a query (RLIMIT_AS)
 
@@ -322,7 +322,7 @@ class Service:
 
     store_path: Path
     queries: dict[str, QueryFile]
-    pool: workers.Lanes
+    pool: workers.WorkerPool
     settings: Settings
     forms: dict[str, str] = field(default_factory=dict)
     graphs: list[GraphInfo] = field(default_factory=list)
@@ -347,8 +347,8 @@ class Service:
                             if len(names) <= LISTED_GRAPHS or n in labels else None,
                             labels.get(n) or f"the report of {n.removesuffix('/report')}") for n in listed]
         try:
-            pool = workers.Lanes.start(store_path, settings.workers, settings.long_workers, settings.timeout,
-                                       settings.lane_seconds, settings.wait, settings.memory_mb * 1024 * 1024)
+            pool = workers.WorkerPool(store_path, settings.workers, settings.memory_mb * 1024 * 1024,
+                                      settings.timeout, settings.lane_seconds, settings.long_workers, settings.wait)
         except OSError as exc:
             raise InputError(f"{store_path}: {exc}") from None
         return cls(store_path, queries, pool, settings, forms, graphs, len(names), store, temporary)

@@ -1,6 +1,6 @@
 """Queries over an on-disk Oxigraph store, evaluated in worker processes that can be killed.
 
-Each worker is a fresh (spawned) Python process that opens the store read-only, lowers
+Each worker is a fresh process (forked from a clean fork server) that opens the store read-only, lowers
 its own address-space limit (``RLIMIT_AS``: what it needs to start plus the per-query
 budget) and then runs one query at a time: parsing and evaluation both happen there, so
 both are inside the time limit, and a query over the limit has its worker killed and
@@ -9,10 +9,11 @@ scans the query's words (:func:`scan_query`) to refuse updates, FROM and SERVICE
 know the query's form before any worker sees it.
 
 Two lanes keep slow queries from starving quick ones: every query starts in the quick
-lane with ``lane_seconds``; one that runs longer is stopped there and run again in the
-long lane (fewer workers, the full time limit), and its text is remembered so that
-sending it again goes to the long lane at once. Waiting for a worker is bounded
-(``Busy``, answered 503 with Retry-After).
+lane; one still running after ``lane_seconds`` goes on in one of the few long-lane slots
+(nothing is redone) while a new quick worker takes its place, or is stopped when they are
+all taken. Texts that were stopped are remembered and, sent again, wait for a long-lane
+slot instead of a quick worker. Waiting for a worker is bounded (``Busy``, answered 503
+with Retry-After).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,16 +208,41 @@ class _Worker:
         self.conn.close()
 
 
+def _context() -> Any:
+    """Workers come from a fork server that has pyoxigraph loaded (a new worker is a fork of a clean,
+    single-threaded process: milliseconds, not a new interpreter), or are spawned where there is none."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["pyoxigraph", "reasoner.workers"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 class WorkerPool:
-    """Worker processes over one store, one query at a time each; a query over its limit has its worker killed
-    and a new one started (in the background: a pool short of a worker for a moment only waits longer)."""
+    """``size`` worker processes over one store for the quick lane, and up to ``long_slots`` queries at a time
+    in the long lane.
+
+    A query runs in an idle worker. When it is still running after ``lane_seconds`` it takes a long-lane
+    slot and goes on (nothing is redone), and a new worker is started for the quick lane at once; the
+    worker is retired when the query ends. When no long-lane slot is free the query is stopped (503 with
+    Retry-After). A query stopped at the time limit or for want of a slot is remembered (by its text and
+    bindings): sent again, it waits for a long-lane slot first and never holds up a quick worker.
+    """
 
     START_SECONDS = 60.0
+    REMEMBERED = 1024
 
-    def __init__(self, store: Path, size: int, memory_budget: int) -> None:
+    def __init__(self, store: Path, size: int, memory_budget: int, timeout: float = 30.0, lane_seconds: float = 1.0,
+                 long_slots: int = 1, wait: float = 10.0) -> None:
         self.store = str(store)
         self.memory_budget = memory_budget
-        self._context = multiprocessing.get_context("spawn")
+        self.timeout = timeout
+        self.lane_seconds = lane_seconds if long_slots > 0 and lane_seconds < timeout else timeout
+        self.wait = wait
+        self.long_slots = threading.BoundedSemaphore(max(long_slots, 1))
+        self.has_long_lane = long_slots > 0 and lane_seconds < timeout
+        self.slow: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._context = _context()
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -227,6 +253,7 @@ class WorkerPool:
         if self._idle.qsize() == 0 and size > 0:
             raise OSError(f"no query worker could open the store {store}")
 
+    # -- workers
     def _start(self) -> _Worker:
         worker = _Worker(self._context, self.store, self.memory_budget)
         with self._lock:
@@ -244,32 +271,109 @@ class WorkerPool:
             self._all.discard(worker)
         worker.stop()
 
-    def _replace(self, worker: _Worker) -> None:
-        self._drop(worker)
+    def _start_in_background(self) -> None:
         if not self._closed:
             fresh = self._start()
             threading.Thread(target=self._admit, args=(fresh,), daemon=True).start()
 
-    def run(self, job: Job, limit: float, wait: float) -> bytes:
+    def _replace(self, worker: _Worker) -> None:
+        self._drop(worker)
+        self._start_in_background()
+
+    # -- remembered slow queries
+    def _key(self, job: Job) -> bytes:
+        return hashlib.sha256(repr((job.text, sorted(job.bindings.items()))).encode("utf-8", "surrogatepass")).digest()
+
+    def _is_slow(self, key: bytes) -> bool:
+        with self._lock:
+            if key in self.slow:
+                self.slow.move_to_end(key)
+                return True
+            return False
+
+    def _remember(self, key: bytes) -> None:
+        with self._lock:
+            self.slow[key] = None
+            while len(self.slow) > self.REMEMBERED:
+                self.slow.popitem(last=False)
+
+    # -- running a query
+    def _take(self) -> _Worker:
         try:
-            worker = self._idle.get(timeout=wait)
+            return self._idle.get(timeout=self.wait)
         except queue.Empty:
-            raise Busy(f"every query worker stayed busy for {wait:g} s") from None
+            raise Busy(f"every query worker stayed busy for {self.wait:g} s") from None
+
+    def run(self, job: Job) -> bytes:
+        key = self._key(job)
+        if self.has_long_lane and self._is_slow(key):  # known to run long: the long lane straight away
+            if not self.long_slots.acquire(timeout=self.wait):
+                raise Busy(f"the long-query lane stayed full for {self.wait:g} s (this query ran long before)")
+            try:
+                worker = self._take()
+                self._start_in_background()  # the quick lane keeps its number of workers
+                return self._finish(worker, job, self.timeout, key, retire=True)
+            finally:
+                self.long_slots.release()
+        worker = self._take()
+        started = time.monotonic()
         try:
             worker.conn.send(job)
-            if not worker.conn.poll(limit):
-                raise QueryTimeout(f"the query ran over the {limit:g} s time limit and was stopped")
-            status, payload = worker.conn.recv()
-        except QueryTimeout:
-            self._replace(worker)
-            raise
+            if worker.conn.poll(self.lane_seconds):
+                return self._result(worker, retire=False)
         except (EOFError, OSError):
             self._replace(worker)
             raise WorkerEnded("the query's worker process ended (over its memory limit?)") from None
-        if status == "memory":
+        if not self.has_long_lane:
+            self._replace(worker)
+            raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped")
+        if not self.long_slots.acquire(blocking=False):
+            self._remember(key)
+            self._replace(worker)
+            raise Busy(f"the query ran over {self.lane_seconds:g} s and the long-query lane is full")
+        try:
+            with self._lock:
+                self._all.discard(worker)  # from now on a long-lane worker, retired when its query ends
+            self._start_in_background()
+            return self._finish(worker, job, self.timeout - (time.monotonic() - started), key, retire=True,
+                                sent=True)
+        finally:
+            self.long_slots.release()
+
+    def _finish(self, worker: _Worker, job: Job, limit: float, key: bytes, retire: bool, sent: bool = False) -> bytes:
+        try:
+            if not sent:
+                worker.conn.send(job)
+            if not worker.conn.poll(max(limit, 0.1)):
+                self._remember(key)
+                worker.stop()
+                with self._lock:
+                    self._all.discard(worker)
+                raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped")
+        except (EOFError, OSError):
+            worker.stop()
+            with self._lock:
+                self._all.discard(worker)
+            raise WorkerEnded("the query's worker process ended (over its memory limit?)") from None
+        return self._result(worker, retire)
+
+    def _result(self, worker: _Worker, retire: bool) -> bytes:
+        try:
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            if retire:
+                worker.stop()
+            else:
+                self._replace(worker)
+            raise WorkerEnded("the query's worker process ended (over its memory limit?)") from None
+        if retire:
+            worker.stop()
+            with self._lock:
+                self._all.discard(worker)
+        elif status == "memory":
             self._replace(worker)  # the allocator may be left in a poor state: start afresh
-            raise QueryFailed(payload)
-        self._idle.put(worker)
+        else:
+            self._idle.put(worker)
         if status == "syntax":
             raise QuerySyntax(payload)
         if status != "ok":
@@ -284,69 +388,7 @@ class WorkerPool:
             worker.stop()
 
 
-@dataclass
-class Lanes:
-    """The quick lane and the long lane (see the module's notes)."""
-
-    quick: WorkerPool
-    long: WorkerPool | None
-    timeout: float
-    lane_seconds: float
-    wait: float
-    slow_texts: collections.OrderedDict[bytes, None] = field(default_factory=collections.OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    REMEMBERED = 1024
-
-    @classmethod
-    def start(cls, store: Path, workers: int, long_workers: int, timeout: float, lane_seconds: float,
-              wait: float, memory_budget: int) -> Lanes:
-        quick = WorkerPool(store, workers, memory_budget)
-        long = None
-        if long_workers > 0 and timeout > lane_seconds:
-            try:
-                long = WorkerPool(store, long_workers, memory_budget)
-            except BaseException:
-                quick.close()
-                raise
-        return cls(quick, long, timeout, lane_seconds, wait)
-
-    def _key(self, job: Job) -> bytes:
-        return hashlib.sha256(repr((job.text, sorted(job.bindings.items()))).encode("utf-8", "surrogatepass")).digest()
-
-    def _is_slow(self, key: bytes) -> bool:
-        with self._lock:
-            if key in self.slow_texts:
-                self.slow_texts.move_to_end(key)
-                return True
-            return False
-
-    def _remember(self, key: bytes) -> None:
-        with self._lock:
-            self.slow_texts[key] = None
-            while len(self.slow_texts) > self.REMEMBERED:
-                self.slow_texts.popitem(last=False)
-
-    def run(self, job: Job) -> bytes:
-        if self.long is None:
-            return self.quick.run(job, self.timeout, self.wait)
-        key = self._key(job)
-        started = time.monotonic()
-        if not self._is_slow(key):
-            try:
-                return self.quick.run(job, self.lane_seconds, self.wait)
-            except QueryTimeout:
-                self._remember(key)
-        spent = time.monotonic() - started
-        try:
-            return self.long.run(job, max(self.timeout - spent, 0.1), self.wait)
-        except QueryTimeout:
-            raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped") from None
-
-    def close(self) -> None:
-        self.quick.close()
-        if self.long is not None:
-            self.long.close()
+Lanes = WorkerPool  # the quick and the long lane are one pool (see its notes)
 
 
 __all__ = ["scan_query", "ScanProblem", "Job", "WorkerPool", "Lanes", "QueryTimeout", "QueryFailed", "QuerySyntax",

@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="quick-lane query worker processes (default: the number of CPUs, at most 4)")
     p.add_argument("--long-workers", type=int, default=1,
-                   help="long-lane workers, for queries that run over --lane-seconds (default 1; 0: no long lane)")
+                   help="queries at a time in the long lane, for those that run over --lane-seconds (default 1; "
+                   "0: no long lane)")
     p.add_argument("--lane-seconds", type=float, default=1.0,
-                   help="how long a query runs in the quick lane before it moves to the long lane (default 1)")
+                   help="how long a query runs as a quick one before it needs a long-lane slot (default 1)")
     p.add_argument("--wait", type=float, default=10.0,
                    help="seconds a query may wait for a free worker before a 503 with Retry-After (default 10)")
     p.add_argument("--memory-mb", type=int, default=1024,
