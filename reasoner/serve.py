@@ -35,11 +35,14 @@ Safe defaults
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import hmac
 import ipaddress
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -281,10 +284,11 @@ class Settings:
     token: str | None = None
     cors: str | None = None
     workers: int = 2
-    long_workers: int = 1  # queries at a time in the long lane (0: none, every query has the whole time limit)
+    long_workers: int = 2  # queries at a time in the long lane (0: none, every query has the whole time limit)
     lane_seconds: float = 1.0  # how long a query runs as a quick one before it needs a long-lane slot
     wait: float = 10.0  # how long a query may wait for a free worker before a 503 with Retry-After
     memory_mb: int = 1024  # address space a worker may add while it runs a query (RLIMIT_AS)
+    cache_mb: int = 64  # answers kept in the server process (the store is read-only: an answer never goes stale)
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,45 @@ class GraphInfo:
     name: str
     triples: int | None
     label: str
+
+
+class AnswerCache:
+    """Answers by (query text, bindings, result format), least recently used first out, at most ``limit`` bytes.
+
+    The endpoint's store is opened read-only, so an answer stays true for the life of the server; a
+    dashboard's population queries are answered once by a worker, then from here."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.hits = 0
+        self._answers: collections.OrderedDict[bytes, Answer] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(job: workers.Job) -> bytes:
+        data = repr((job.text, sorted(job.bindings.items()), job.form, job.fmt))
+        return hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, key: bytes) -> Answer | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                self.hits += 1
+            return answer
+
+    def put(self, key: bytes, answer: Answer) -> None:
+        if len(answer.body) > self.limit // 4:  # one answer never takes more than a quarter
+            return
+        with self._lock:
+            if key in self._answers:
+                return
+            self._answers[key] = answer
+            self.size += len(answer.body)
+            while self.size > self.limit:
+                _, old = self._answers.popitem(last=False)
+                self.size -= len(old.body)
 
 
 LISTED_GRAPHS = 1000  # beyond this many named graphs the service description gives their number, not each one
@@ -329,6 +372,11 @@ class Service:
     graph_count: int = 0
     store: Any = None  # the server process's own read-only handle: description and Graph Store Protocol reads
     temporary: population.TemporaryStore | None = None
+    cache: AnswerCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = AnswerCache(self.settings.cache_mb * 1024 * 1024)
 
     @classmethod
     def open(cls, store_path: Path, settings: Settings, queries: dict[str, QueryFile] | None = None,
@@ -384,6 +432,11 @@ class Service:
             raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"a {form} result can be given as {', '.join(offers)}; "
                                                      f"none of them is acceptable ({accept})")
         job = workers.Job(text, {k: _binding(v) for k, v in (bindings or {}).items()}, form, offers[media_type])
+        assert self.cache is not None
+        key = self.cache.key(job)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         retry = {"Retry-After": str(max(1, int(self.settings.lane_seconds + 1)))}
         try:
             body = self.pool.run(job)
@@ -398,7 +451,9 @@ class Service:
         except workers.WorkerEnded as exc:
             raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)) from None
         textual = media_type.startswith("text/") or "json" in media_type or "xml" in media_type
-        return Answer(media_type + ("; charset=utf-8" if textual else ""), body)
+        answer = Answer(media_type + ("; charset=utf-8" if textual else ""), body)
+        self.cache.put(key, answer)
+        return answer
 
     def run_named(self, name: str, params: Mapping[str, list[str]], accept: str | None) -> Answer:
         query = self.queries.get(name)

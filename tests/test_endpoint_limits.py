@@ -49,7 +49,7 @@ def test_a_query_over_the_time_limit_is_stopped_with_503_and_retry_after() -> No
 
 
 def test_waiting_for_a_busy_worker_is_bounded_with_503() -> None:
-    with running_endpoint(timeout=20.0, workers=1, long_workers=0, wait=0.5) as base:
+    with running_endpoint(timeout=20.0, workers=1, long_workers=0, wait=0.5, cache_mb=0) as base:
         assert get(base, PATIENTS)[0] == 200  # with a free worker: answered
         slow = threading.Thread(target=get, args=(base, CARTESIAN), daemon=True)
         slow.start()
@@ -135,7 +135,7 @@ def test_two_pathological_clients_do_not_starve_thirty_ordinary_ones() -> None:
             thread.join()
         return latencies, statuses
 
-    with running_endpoint(timeout=6.0, workers=2, long_workers=1, lane_seconds=0.5, wait=60.0) as base:
+    with running_endpoint(timeout=6.0, workers=2, long_workers=1, lane_seconds=0.5, wait=60.0, cache_mb=0) as base:
         alone, alone_statuses = phase(base)
         stop = threading.Event()
         pathological: list[int] = []
@@ -160,3 +160,28 @@ def test_two_pathological_clients_do_not_starve_thirty_ordinary_ones() -> None:
           f"(p99 {p99_loaded:.3f} s)")
     assert p50_loaded <= 3 * p50_alone + 1.0
     assert p99_loaded < 6.0  # never as long as a pathological query's time limit
+
+
+def test_a_repeated_query_is_answered_from_the_cache_and_another_format_is_not() -> None:
+    service = Service.start(list(dataset_graphs()), Settings(workers=1, long_workers=0, cache_mb=1))
+    runs: list[str] = []
+    real = service.pool.run
+
+    def counted(job):  # the real worker pool, counted
+        runs.append(job.fmt)
+        return real(job)
+
+    service.pool.run = counted  # type: ignore[method-assign]
+    try:
+        first = service.answer(PATIENTS, "application/sparql-results+json")
+        again = service.answer(PATIENTS, "application/sparql-results+json")
+        csv = service.answer(PATIENTS, "text/csv")
+        assert first == again and b"urn:guideline-kg:patient" in first.body and csv.body.startswith(b"p\r\n")
+        assert runs == ["json", "csv"]
+        with pytest.raises(Refused):
+            service.answer(CARTESIAN.replace("COUNT", "COUNTS"), None)  # not valid: never cached
+        with pytest.raises(Refused):
+            service.answer(CARTESIAN.replace("COUNT", "COUNTS"), None)
+        assert runs == ["json", "csv", "json", "json"]
+    finally:
+        service.close()

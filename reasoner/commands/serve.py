@@ -32,13 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a query may run (default 30)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="quick-lane query worker processes (default: the number of CPUs, at most 4)")
-    p.add_argument("--long-workers", type=int, default=1,
-                   help="queries at a time in the long lane, for those that run over --lane-seconds (default 1; "
+    p.add_argument("--long-workers", type=int, default=2,
+                   help="queries at a time in the long lane, for those that run over --lane-seconds (default 2; "
                    "0: no long lane)")
     p.add_argument("--lane-seconds", type=float, default=1.0,
                    help="how long a query runs as a quick one before it needs a long-lane slot (default 1)")
     p.add_argument("--wait", type=float, default=10.0,
                    help="seconds a query may wait for a free worker before a 503 with Retry-After (default 10)")
+    p.add_argument("--cache-mb", type=int, default=64,
+                   help="answers kept for repeated queries, MB (the store is read-only; default 64, 0: none)")
     p.add_argument("--memory-mb", type=int, default=1024,
                    help="memory a worker may take for one query, MB (RLIMIT_AS over its start; default 1024)")
     p.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_VARIABLE})")
@@ -61,14 +63,14 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError("--timeout must be a positive number of seconds")
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
-    if args.long_workers < 0 or args.lane_seconds <= 0 or args.wait <= 0 or args.memory_mb < 0:
-        raise InputError("--long-workers, --lane-seconds, --wait and --memory-mb must not be negative")
+    if args.long_workers < 0 or args.lane_seconds <= 0 or args.wait <= 0 or args.memory_mb < 0 or args.cache_mb < 0:
+        raise InputError("--long-workers, --lane-seconds, --wait, --memory-mb and --cache-mb must not be negative")
     if args.store is not None and args.reports is not None:
         raise InputError("give either --store DIR or --reports DIR, not both")
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     settings = Settings(host=args.host, port=args.port, timeout=args.timeout, token=token, cors=args.cors,
                         workers=args.workers, long_workers=args.long_workers, lane_seconds=args.lane_seconds,
-                        wait=args.wait, memory_mb=args.memory_mb)
+                        wait=args.wait, memory_mb=args.memory_mb, cache_mb=args.cache_mb)
     check_binding(settings)
     service = open_service(args.store, [args.reports] if args.reports is not None else [], settings)
     try:
