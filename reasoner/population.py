@@ -338,6 +338,18 @@ class TemporaryStore:
             self.close()
             raise
 
+    @classmethod
+    def of_graphs(cls, graphs: Iterable[tuple[str, Iterable[tuple[Any, Any, Any]]]]) -> TemporaryStore:
+        """A temporary store of rdflib graphs (name, triples), without the guideline unless given."""
+        made = cls.__new__(cls)
+        made.folder = Path(tempfile.mkdtemp(prefix="guideline-kg-store-"))
+        try:
+            from_graphs(made.folder, graphs)
+        except BaseException:
+            made.close()
+            raise
+        return made
+
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -404,14 +404,9 @@ class Service:
     @classmethod
     def start(cls, graphs: list[NamedGraph], settings: Settings, queries: dict[str, QueryFile] | None = None) -> Service:
         """A service over in-memory graphs: written to a temporary store first (removed by close)."""
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="guideline-kg-store-"))
-        population.from_graphs(folder, [(str(g.name), g.graph) for g in graphs])
-        holder = population.TemporaryStore.__new__(population.TemporaryStore)
-        holder.folder = folder
+        holder = population.TemporaryStore.of_graphs([(str(g.name), g.graph) for g in graphs])
         try:
-            return cls.open(folder, settings, queries, holder)
+            return cls.open(holder.folder, settings, queries, holder)
         except BaseException:
             holder.close()
             raise
