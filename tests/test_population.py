@@ -233,3 +233,11 @@ def test_the_scanner_refuses_updates_from_and_service(text: str, kind: str) -> N
 
 def test_words_sets_aside_iris_variables_and_prefixed_names() -> None:
     assert words("SELECT ?from $service <urn:SERVICE> ex:FROM _:from 'from'@en-GB") == ["SELECT"]
+
+
+def test_serve_refuses_a_folder_that_is_not_a_store_and_both_sources(capsys, tmp_path: Path) -> None:
+    assert main(["serve", "--store", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "not an Oxigraph store" in err
+    assert main(["serve", "--store", str(tmp_path), "--reports", str(tmp_path), "--port", "0"]) == 2
+    assert "not both" in capsys.readouterr().err
