@@ -87,6 +87,7 @@ GRAPH_TYPES: dict[str, str] = {
     "application/rdf+xml": "xml",
     "application/json": "json-ld",
 }
+DATASET_TYPES: dict[str, str] = {"application/n-quads": "nquads", "application/trig": "trig"}
 # The W3C format IRIs the service description lists (sd:resultFormat).
 FORMAT_IRIS = [FORMATS.SPARQL_Results_JSON, FORMATS.SPARQL_Results_XML, FORMATS.SPARQL_Results_CSV,
                FORMATS.SPARQL_Results_TSV, FORMATS.Turtle, FORMATS["N-Triples"], FORMATS["JSON-LD"], FORMATS.RDF_XML]
@@ -385,7 +386,9 @@ class Service:
         import pyoxigraph as ox
 
         store = population.open_store(store_path, read_only=True)
-        queries = load_folder(resources.queries_dir()) if queries is None else queries
+        if queries is None:  # the population queries, and the guideline's QC checks as qc/{name}
+            queries = load_folder(resources.queries_dir())
+            queries.update({f"qc/{name}": q for name, q in load_folder(resources.queries_dir() / "qc").items()})
         forms = {name: _form(query.prepared()) for name, query in queries.items()}
         names = sorted(str(g.value) for g in store.named_graphs() if isinstance(g, ox.NamedNode))
         labels = {str(GUIDELINE_GRAPH): "the guideline as encoded (asserted)",
@@ -475,6 +478,35 @@ class Service:
                 for name, q in sorted(self.queries.items())]
 
     # -- Graph Store Protocol reads (the server process's read-only handle; no query, no worker)
+
+    def graph_store(self, name: str | None, default: bool, accept: str | None) -> Answer:
+        """SPARQL 1.1 Graph Store Protocol, read side: one named graph, the default graph (the union of the
+        named graphs), or with neither the whole dataset as N-Quads (or TriG); raises Refused."""
+        import io
+
+        offers = GRAPH_TYPES if name is not None or default else DATASET_TYPES
+        media_type = negotiate(accept, list(offers))
+        if media_type is None:
+            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"this can be given as {', '.join(offers)}")
+        buffer = io.BytesIO()
+        if name is None and not default:
+            import pyoxigraph as ox
+
+            self.store.dump(buffer, format=getattr(ox.RdfFormat, workers.GRAPH_FORMATS[offers[media_type]]))
+        else:
+            self.write_graph(buffer, None if default else name, offers[media_type])
+        return Answer(media_type + "; charset=utf-8", buffer.getvalue())
+
+    def prefixes(self) -> dict[str, str]:
+        """The prefixes of the guideline graph whose namespace some IRI in it uses (for the query page)."""
+        if "prefixes" not in self.__dict__.setdefault("_memo", {}):
+            guideline = Guideline.load().graph
+            bound = {p: str(n) for p, n in guideline.namespaces() if p}
+            iris = {str(t) for triple in guideline for t in triple if isinstance(t, URIRef)}
+            starts = {iri[: max(iri.rfind("#"), iri.rfind("/"), iri.rfind(":")) + 1] for iri in iris}
+            self._memo["prefixes"] = {p: n for p, n in sorted(bound.items())
+                                      if any(start.startswith(n) for start in starts)}
+        return dict(self._memo["prefixes"])
 
     def has_graph(self, name: str) -> bool:
         import pyoxigraph as ox

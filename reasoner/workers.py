@@ -86,7 +86,8 @@ def scan_query(text: str) -> str:
 # --- the worker process ------------------------------------------------------------------------------
 
 RESULT_FORMATS = {"json": "JSON", "xml": "XML", "csv": "CSV", "tsv": "TSV"}
-GRAPH_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES", "json-ld": "JSON_LD", "xml": "RDF_XML", "nquads": "N_QUADS"}
+GRAPH_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES", "json-ld": "JSON_LD", "xml": "RDF_XML", "nquads": "N_QUADS",
+                 "trig": "TRIG"}
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,19 @@ def test_the_service_reads_graphs_for_the_graph_store_protocol(tmp_path) -> None
         with pytest.raises(Refused) as refused:
             service.graph_bytes("urn:guideline-kg:no-such-graph")
         assert refused.value.status == HTTPStatus.NOT_FOUND
+        # the Graph Store Protocol answers the routes take: a graph, the default graph, the dataset
+        turtle = service.graph_store(str(GUIDELINE_GRAPH), False, "text/turtle")
+        assert turtle.content_type.startswith("text/turtle")
+        assert len(Graph().parse(data=turtle.body.decode("utf-8"), format="turtle")) == len(guideline)
+        assert len(Graph().parse(data=service.graph_store(None, True, None).body.decode("utf-8"),
+                                 format="turtle")) == len(union)
+        whole = service.graph_store(None, False, "application/n-quads")
+        assert whole.content_type.startswith("application/n-quads") and whole.body == (tmp_path / "all.nq").read_bytes()
+        with pytest.raises(Refused) as refused:
+            service.graph_store(None, False, "text/html")
+        assert refused.value.status == HTTPStatus.NOT_ACCEPTABLE
+        prefixes = service.prefixes()
+        assert prefixes["gkg"] == "https://w3id.org/guideline-kg/vocab#" and "skos" in prefixes
     finally:
         service.close()
 

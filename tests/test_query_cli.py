@@ -217,15 +217,3 @@ def test_generalized_rdf_triples_are_dropped() -> None:
     raw.add((Literal("x"), G.p, G.S01))  # owlrl writes such triples (e.g. a literal typed with its datatype)
     assert set(without_generalized_rdf(raw)) == {(G.S01, G.p, Literal("x"))}
 
-
-def test_query_dash_reads_the_query_from_stdin(capsys, monkeypatch) -> None:
-    text = "PREFIX skos: <http://www.w3.org/2004/02/skos/core#>\nSELECT ?label WHERE { <https://w3id.org/guideline-kg/concept/fever> skos:prefLabel ?label }\n"
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
-    assert [row["label"] for row in rows(capsys, "-")] == ["Fever"]
-
-
-def test_query_dash_refuses_service_from_stdin_with_exit_2(capsys, monkeypatch) -> None:
-    text = "SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }"
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
-    code, out, err = run(capsys, "query", "-")
-    assert code == 2 and out == "" and "SERVICE is not allowed" in err

@@ -200,7 +200,7 @@ def run_query(args: argparse.Namespace) -> int:
         return 0
     if not args.query:
         raise InputError("query needs a query name or a .rq file (see 'guideline-kg query --list')")
-    query = stdin_query() if args.query == "-" else load_named_query(args.query)
+    query = load_named_query(args.query)
     bound = bindings(query, args.param)
     guideline = Guideline.load()
     prepared = query.prepared()
@@ -221,29 +221,6 @@ def run_query(args: argparse.Namespace) -> int:
         raise GuidelineError(f"{query.path.name}: the query failed: {message[:300]}") from None
     emit(text)
     return 0
-
-
-def stdin_query() -> QueryFile:
-    """``query -``: the query's text from standard input, with the header and size checks a query file gets."""
-    import sys
-
-    from reasoner.queries import MAX_QUERY_BYTES, Param, decode_text, parse_header
-
-    data = sys.stdin.buffer.read(MAX_QUERY_BYTES + 1)
-    if len(data) > MAX_QUERY_BYTES:
-        raise InputError(f"stdin: over the {MAX_QUERY_BYTES} byte limit for a query")
-    try:
-        text = decode_text(data)
-    except UnicodeDecodeError:
-        raise InputError("stdin: the query is not UTF-8") from None
-    header = parse_header(text)
-    params = []
-    for line in header.get("param", []):
-        parts = line.split(None, 2)
-        if len(parts) < 2:
-            raise InputError(f"stdin: '#+ param: {line}' needs a name and a type")
-        params.append(Param(parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
-    return QueryFile("stdin", Path("stdin.rq"), text, header, tuple(params))
 
 
 def render_list(queries: dict[str, QueryFile]) -> str:
