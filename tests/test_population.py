@@ -112,9 +112,14 @@ def test_two_reports_of_one_patient_are_refused(tmp_path: Path) -> None:
 
 
 def quads_of(store_dir: Path) -> set[str]:
+    """The store's quads as N-Quads lines; checks on the way that its default graph is the union of its graphs."""
     store = population.open_store(store_dir, read_only=True)
     try:
-        return {str(q) for q in store}
+        quads = list(store)
+        default = {(q.subject, q.predicate, q.object) for q in quads if q.graph_name == ox.DefaultGraph()}
+        named = {(q.subject, q.predicate, q.object) for q in quads if q.graph_name != ox.DefaultGraph()}
+        assert default == named and named
+        return {str(q) for q in quads if q.graph_name != ox.DefaultGraph()}
     finally:
         del store
 
@@ -195,7 +200,7 @@ def test_subclasses_of_infection_are_real_subclasses_only(tmp_path: Path) -> Non
     population.load(store_dir, [batches() / "nquads"], guideline(), show_progress=False)
     store = population.open_store(store_dir, read_only=True)
     found = {s["c"].value for s in store.query(
-        f"SELECT DISTINCT ?c WHERE {{ ?c <{RDFS.subClassOf}>+ <{C}infection> }}", use_default_graph_as_union=True)}
+        f"SELECT DISTINCT ?c WHERE {{ ?c <{RDFS.subClassOf}>+ <{C}infection> }}")}  # the default graph: the union
     assert f"{C}discitis" in found and f"{C}epidural-abscess" in found
     assert f"{C}infection" not in found and str(OWL.Nothing) not in found
 
