@@ -1,0 +1,287 @@
+"""``guideline-kg spark``: the batch as a Spark job, with the batch's reports byte for byte.
+
+One local SparkSession serves the whole file (local[2], few shuffle partitions, no UI, loopback only,
+Spark's folders in a temporary folder); the batch runs once per input, as ``recommend --out``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed")
+
+from benchmarks.cohort import generate, write_bulk, write_files, write_ndjson  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from reasoner import cli  # noqa: E402
+from reasoner import spark as job  # noqa: E402
+
+N = 200
+SEED = 16
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    scratch = tmp_path_factory.mktemp("spark-scratch")
+    session = (job.session_builder("local[2]", scratch, "guideline-kg-tests")
+               .config("spark.sql.shuffle.partitions", "4").config("spark.default.parallelism", "2").getOrCreate())
+    yield session
+    session.stop()
+
+
+@lru_cache(maxsize=None)
+def cohort(n: int = N, seed: int = SEED) -> tuple[dict, ...]:
+    return tuple(generate(n, seed))
+
+
+def batch(source: Path, out: Path) -> dict[str, str]:
+    """The single-machine batch's reports of ``source``: file stem -> the JSON file's text."""
+    done = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode in (0, 1, 2), done.stderr
+    return {p.stem: p.read_text(encoding="utf-8") for p in out.glob("*.json")}
+
+
+def run(spark: Any, source: Path, out: Path) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:
+    code, summary = job.run_job(spark, str(source), str(out), None, "local[2]")
+    rows = {row["source"]: row.asDict() for row in spark.read.parquet(str(out / "reports")).collect()}
+    return code, summary, rows
+
+
+def same_reports(rows: dict[str, dict[str, Any]], expected: dict[str, str]) -> None:
+    reported = {name: row["report_json"] for name, row in rows.items() if row["status"] != "refused"}
+    assert sorted(reported) == sorted(expected)
+    differing = [name for name in expected if reported[name] != expected[name]]
+    assert not differing, f"{len(differing)} reports differ from the batch's, e.g. {differing[:3]}"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spark-inputs")
+    with (root / "cohort.ndjson").open("w", encoding="utf-8") as handle:
+        write_ndjson(cohort(), handle)
+    write_bulk(cohort(), root / "bulk", seed=SEED)
+    with (root / "bulk" / "Observation.ndjson").open("a", encoding="utf-8") as handle:  # resources of no patient
+        handle.write(json.dumps({"resourceType": "Observation", "id": "orphan-1", "status": "final",
+                                 "code": {"text": "no subject"}}) + "\n")
+        handle.write(json.dumps({"resourceType": "Observation", "id": "orphan-2", "status": "final",
+                                 "code": {"text": "another patient"},
+                                 "subject": {"reference": "Patient/not-in-this-export"}}) + "\n")
+        handle.write(json.dumps({"resourceType": "Observation", "id": "orphan-3", "status": "final",
+                                 "code": {"text": "another patient"},
+                                 "subject": {"reference": "Patient/not-in-this-export"}}) + "\n")
+    write_files(cohort(12, SEED + 1), root / "bundles")
+    return root
+
+
+# ---- the same reports as the batch ----
+
+
+def test_every_example_gets_the_batch_report_byte_for_byte(spark, tmp_path: Path) -> None:
+    expected = batch(ROOT / "examples", tmp_path / "batch")
+    assert len(expected) == len(list((ROOT / "examples").glob("*.json")))
+    code, summary, rows = run(spark, ROOT / "examples", tmp_path / "spark")
+    same_reports(rows, expected)
+    assert summary["input_kind"] == "folder"
+    assert summary["patients"] == len(expected)
+    assert code == (1 if summary["nonconforming"] else 0)
+
+
+def test_a_folder_of_cohort_bundles(spark, inputs: Path, tmp_path: Path) -> None:
+    expected = batch(inputs / "bundles", tmp_path / "batch")
+    code, summary, rows = run(spark, inputs / "bundles", tmp_path / "spark")
+    same_reports(rows, expected)
+    assert summary["patients"] == 12 and summary["refused"] == 0
+
+
+def test_an_ndjson_cohort_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path) -> None:
+    expected = batch(inputs / "cohort.ndjson", tmp_path / "batch")
+    assert len(expected) == N
+    code, summary, rows = run(spark, inputs / "cohort.ndjson", tmp_path / "spark")
+    same_reports(rows, expected)
+    assert sorted(rows) == [f"line-{i:07d}" for i in range(1, N + 1)]
+    assert summary["patients"] == N and summary["input_kind"] == "ndjson"
+    identifiers = {row["patient_identifier"] for row in rows.values()}
+    assert len(identifiers) == N and None not in identifiers
+    # each Python worker loads the guideline once (a worker kept from an earlier run keeps it), not each partition
+    assert summary["partitions"] > 2 and summary["guideline_loads"] <= 2
+
+
+def test_a_bulk_export_is_gathered_by_patient_and_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path) -> None:
+    expected = batch(inputs / "bulk", tmp_path / "batch")
+    assert len(expected) == N
+    code, summary, rows = run(spark, inputs / "bulk", tmp_path / "spark")
+    same_reports(rows, expected)
+    assert summary["input_kind"] == "bulk" and summary["patients"] == N
+    # resources that belong to no patient of the export are counted, not reasoned over
+    assert summary["resources_without_patient_reference"] == 1
+    assert summary["resources_of_unknown_patients"] == 2
+    assert "not-in-this-export" not in rows
+    statuses = Counter(row["status"] for row in rows.values())
+    assert code == (2 if statuses["refused"] else 1 if statuses["nonconforming"] else 0)
+    assert summary["nonconforming_inputs"] == sorted(
+        (name for name, row in rows.items() if row["status"] == "nonconforming"), key=lambda n: rows[n]["seq"])
+
+
+# ---- the entry tables are the reports' entries ----
+
+
+@pytest.fixture(scope="module")
+def examples_run(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("examples-run") / "out"
+    job.run_job(spark, str(ROOT / "examples"), str(out), None, "local[2]")
+    return out
+
+
+def test_the_recommendations_table_is_the_reports_recommendations(spark, examples_run: Path) -> None:
+    reports = [r for r in spark.read.parquet(str(examples_run / "reports")).collect() if r["report_json"]]
+    expected = sorted(
+        (r["source"], rec["action"]["key"], rec["direction"], rec.get("urgency"), rec.get("strength"),
+         tuple(rec["statements"]), tuple(rec["citations"]))
+        for r in reports for rec in json.loads(r["report_json"])["recommendations"])
+    table = sorted(
+        (r["source"], r["action"], r["direction"], r["urgency"], r["strength"], tuple(r["statements"]),
+         tuple(r["citations"]))
+        for r in spark.read.parquet(str(examples_run / "recommendations")).collect())
+    assert table == expected
+    assert len(table) > len(reports)  # the examples recommend something: the comparison is not of two empty lists
+
+
+def test_the_red_flag_and_differential_tables_are_the_reports_entries(spark, examples_run: Path) -> None:
+    reports = {r["source"]: json.loads(r["report_json"])
+               for r in spark.read.parquet(str(examples_run / "reports")).collect()}
+    for table, field in (("red_flags", "red_flags"), ("differential", "differential")):
+        rows = spark.read.parquet(str(examples_run / table)).collect()
+        assert sorted((r["source"], r["key"], tuple(r["statements"]), tuple(r["citations"])) for r in rows) == sorted(
+            (source, e["key"], tuple(e["statements"]), tuple(e["citations"]))
+            for source, data in reports.items() for e in data[field])
+        assert rows, table
+        assert all(r["patient_identifier"] == reports[r["source"]]["patient"]["identifier"] for r in rows)
+    summary = json.loads((examples_run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rows"]["red_flags"] == sum(len(d["red_flags"]) for d in reports.values())
+
+
+# ---- one bad patient never fails the job ----
+
+POISON = [
+    b"\xff\xfe not UTF-8 at all\n",
+    b"{this is not json}\n",
+    json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "a", "identifier": [{"value": "A"}]}},
+        {"resource": {"resourceType": "Patient", "id": "b", "identifier": [{"value": "B"}]}}]}).encode() + b"\n",
+    b"[1, 2, 3]\n",
+]
+
+
+def test_poisoned_patients_are_refused_rows_and_the_others_are_reported(spark, tmp_path: Path) -> None:
+    good = cohort()[:6]
+    source = tmp_path / "poisoned.ndjson"
+    with source.open("wb") as handle:
+        for i, bundle in enumerate(good):
+            handle.write(json.dumps(bundle).encode() + b"\n")
+            if i < len(POISON):
+                handle.write(POISON[i])
+    clean = tmp_path / "clean.ndjson"
+    with clean.open("w", encoding="utf-8") as handle:
+        write_ndjson(good, handle)
+    expected = batch(clean, tmp_path / "batch")
+    code, summary, rows = run(spark, source, tmp_path / "spark")
+    assert code == 2
+    refused = {name: row for name, row in rows.items() if row["status"] == "refused"}
+    assert sorted(refused) == [f"line-{2 * i + 2:07d}" for i in range(len(POISON))]
+    for row in refused.values():
+        assert row["reason"] and "\n" not in row["reason"] and row["report_json"] is None
+    assert "not UTF-8" in refused["line-0000002"]["reason"]
+    assert "not JSON" in refused["line-0000004"]["reason"]
+    assert "2 Patient resources" in refused["line-0000006"]["reason"]
+    by_patient = {json.loads(text)["patient"]["identifier"]: text for text in expected.values()}
+    reported = [row for row in rows.values() if row["status"] != "refused"]
+    assert len(reported) == len(good)
+    assert all(by_patient[row["patient_identifier"]] == row["report_json"] for row in reported)
+    assert [item["source"] for item in summary["refused_inputs"]] == sorted(refused)
+
+
+def test_anything_a_patient_raises_is_caught_in_the_executor(monkeypatch) -> None:
+    """The last resort: an unexpected exception (a defect, not an input error) refuses that patient only."""
+    import reasoner.report
+
+    guideline, engine, _ = job.worker_engine(None)
+    real = reasoner.report.build_report
+    lines = [(i + 1, f"line-{i + 1:07d}", "line", json.dumps(b).encode()) for i, b in enumerate(cohort()[:3])]
+
+    calls = []
+
+    def failing(g, reasoned):
+        calls.append(reasoned.patient.identifier)
+        if len(calls) == 2:
+            raise ZeroDivisionError("a defect\nover two lines")
+        return real(g, reasoned)
+
+    monkeypatch.setattr(reasoner.report, "build_report", failing)
+    rows = list(job.reason_partition(None, (), None, iter(lines)))
+    assert [r[3] for r in rows] == ["report", "refused", "report"]
+    assert rows[1][4] == "could not process the input: ZeroDivisionError: a defect over two lines"
+
+
+def test_an_input_in_the_partition_cannot_make_the_worker_read_files(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.ttl"
+    secret.write_text("<urn:a> <urn:b> <urn:c> .\n", encoding="utf-8")
+    other = tmp_path / "allowed"
+    other.mkdir()
+    rows = list(job.reason_partition(None, (str(other),), None, iter([(1, "secret", "path", str(secret))])))
+    assert rows[0][3] == "refused" and "not allowed" in rows[0][4]
+
+
+# ---- the command ----
+
+
+def test_the_command_writes_the_datasets_and_the_summary(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code = cli.main(["spark", str(inputs / "bundles"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code in (0, 1), err
+    assert sorted(p.name for p in out.iterdir()) == ["differential", "recommendations", "red_flags", "reports",
+                                                     "summary.json"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["patients"] == 12
+    assert err.splitlines()[-1].startswith("guideline-kg: 12 patients, ")
+
+
+def test_the_command_refuses_an_output_folder_that_is_not_empty(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    assert cli.main(["spark", str(inputs / "bundles"), "--out", str(out)]) == 3
+    assert "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_the_command_refuses_an_output_inside_the_input(spark, inputs: Path, capsys) -> None:
+    assert cli.main(["spark", str(inputs / "bundles"), "--out", str(inputs / "bundles" / "out")]) == 2
+    assert "inside" in capsys.readouterr().err
+    assert not (inputs / "bundles" / "out").exists()
+
+
+def test_the_command_names_a_missing_input(spark, tmp_path: Path, capsys) -> None:
+    assert cli.main(["spark", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_refused_patients_are_named_on_stderr_and_exit_2(spark, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "two.ndjson"
+    source.write_bytes(json.dumps(cohort()[0]).encode() + b"\n" + b"{not json\n")
+    code = cli.main(["spark", str(source), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err[0].startswith("guideline-kg: line-0000002: ") and "not JSON" in err[0]
+    assert err[-1].startswith("guideline-kg: 2 patients, ") and "1 refused" in err[-1]
