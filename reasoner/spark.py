@@ -30,6 +30,13 @@ refused (or the input or command line refused), 3 an output or environment error
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # run as a file by spark-submit: its own folder is no place to import from (html.py)
+    import os as _os
+    import sys as _sys
+
+    _HERE = _os.path.dirname(_os.path.abspath(__file__))
+    _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE]
+
 import argparse
 import functools
 import json
@@ -50,6 +57,7 @@ STAGING_PREFIX = ".guideline-kg-spark-"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 PARTITIONS_PER_CORE = 4
 DEFAULT_MASTER = "local[*]"
+GLOB = set("\\[]{}*?")
 
 # One row of the reports table: seq (input order), source, patient_identifier, status, reason, report_json.
 Row = tuple[int, str, "str | None", str, "str | None", "str | None"]
@@ -213,8 +221,16 @@ def is_uri(text: str) -> bool:
 
 
 def as_uri(text: str) -> str:
-    """A Hadoop URI for a path or URI the user gave: a bare path is a local file, never the cluster's default FS."""
-    return text if is_uri(text) else Path(text).resolve().as_uri()
+    """A Hadoop URI for a path or URI the user gave: a bare path is a local file, never the cluster's default FS.
+
+    Not percent-encoded: Hadoop's Path takes the characters as they are.
+    """
+    return text if is_uri(text) else "file://" + str(Path(text).resolve())
+
+
+def literal(uri: str) -> str:
+    """A URI for Spark's readers, which expand glob patterns: every glob character escaped, one file or folder."""
+    return "".join("\\" + c if c in GLOB else c for c in uri)
 
 
 class Storage:
@@ -287,6 +303,7 @@ def session_builder(master: str | None, scratch: Path, app_name: str = "guidelin
                .config("spark.driver.extraJavaOptions", java_options)
                .config("spark.executor.extraJavaOptions", java_options)
                .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.python.worker.reuse", "true")  # a worker keeps its loaded guideline for the next task
                .config("spark.sql.parquet.compression.codec", "zstd"))
     if master is not None:
         builder = builder.master(master)
@@ -326,7 +343,7 @@ def _lines(spark: Any, uri: str) -> Any:
     """The lines of a text file with their 0-based line numbers, as raw bytes: (number, bytes) pairs."""
     from pyspark.sql import functions as F
 
-    frame = spark.read.text(uri).select(F.col("value").cast("binary").alias("value"))
+    frame = spark.read.text(literal(uri)).select(F.col("value").cast("binary").alias("value"))
     return frame.rdd.map(lambda row: bytes(row[0])).zipWithIndex().map(lambda pair: (pair[1], pair[0]))
 
 
@@ -454,7 +471,7 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
     created = not storage.exists()
     try:
         spark.createDataFrame(rows, schemas["reports"]).write.parquet(storage.uri(staging, "reports"))
-        reports = spark.read.parquet(storage.uri(staging, "reports"))
+        reports = spark.read.parquet(literal(storage.uri(staging, "reports")))
         reported = reports.where(F.col("status") != "refused").select("source", "report_json").rdd
         for table in TABLES[1:]:
             spark.createDataFrame(reported.mapPartitions(functools.partial(entry_rows, table)), schemas[table]).write.parquet(
@@ -462,7 +479,7 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
         statuses = {row["status"]: int(row["count"]) for row in reports.groupBy("status").count().collect()}
         named = (reports.where(F.col("status") != "report").select("seq", "source", "status", "reason")
                  .orderBy("seq").collect())
-        sizes = {table: spark.read.parquet(storage.uri(staging, table)).count() for table in TABLES[1:]}
+        sizes = {table: spark.read.parquet(literal(storage.uri(staging, table))).count() for table in TABLES[1:]}
         for table in TABLES:
             storage.rename(storage.path(staging, table), storage.path(table))
         storage.delete(staging)
