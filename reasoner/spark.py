@@ -104,6 +104,8 @@ def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) 
     from reasoner.report import build_report
 
     try:
+        if kind == "problem":  # refused on the driver, unread (the batch's listing said why)
+            raise InputError(payload)
         if kind == "path":
             patient = read_patient(guideline, Path(payload))
         elif kind == "line":
@@ -387,7 +389,9 @@ class Job:
 
         self.kind = "folder"
         self.allow_paths = (str(folder.resolve()),)
-        units = [(u.index, u.name, "path", str(Path(u.path).resolve())) for u in folder_units(folder)]
+        units = [(u.index, u.name, "path", str(Path(u.path).resolve())) if u.path is not None
+                 else (u.index, u.name, "problem", getattr(u, "problem", None) or "not read")
+                 for u in folder_units(folder)]
         return self.sc.parallelize(units, max(1, min(len(units), self.target)))
 
     def _ndjson(self, uri: str) -> Any:
@@ -477,9 +481,14 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
             spark.createDataFrame(reported.mapPartitions(functools.partial(entry_rows, table)), schemas[table]).write.parquet(
                 storage.uri(staging, table))
         statuses = {row["status"]: int(row["count"]) for row in reports.groupBy("status").count().collect()}
-        named = (reports.where(F.col("status") != "report").select("seq", "source", "status", "reason")
-                 .orderBy("seq").collect())
-        sizes = {table: spark.read.parquet(literal(storage.uri(staging, table))).count() for table in TABLES[1:]}
+        named = sorted(reports.where(F.col("status") != "report").select("seq", "source", "status", "reason")
+                       .collect(), key=lambda row: row["seq"])
+        sizes = {table: 0 for table in TABLES[1:]}
+        counted = None
+        for table in TABLES[1:]:  # one job counts the three (from the Parquet footers)
+            frame = spark.read.parquet(literal(storage.uri(staging, table))).select(F.lit(table).alias("table"))
+            counted = frame if counted is None else counted.unionByName(frame)
+        sizes.update({row["table"]: int(row["count"]) for row in counted.groupBy("table").count().collect()})
         for table in TABLES:
             storage.rename(storage.path(staging, table), storage.path(table))
         storage.delete(staging)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +22,8 @@ from conftest import ROOT  # noqa: E402
 from reasoner import cli  # noqa: E402
 from reasoner import spark as job  # noqa: E402
 
-N = 200
+N = 200  # Bulk Data: the cohort compared with the batch
+N_NDJSON = 60
 SEED = 16
 
 
@@ -44,16 +43,15 @@ def cohort(n: int = N, seed: int = SEED) -> tuple[dict, ...]:
 
 
 def batch(source: Path, out: Path) -> dict[str, str]:
-    """The single-machine batch's reports of ``source``: file stem -> the JSON file's text."""
-    done = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode in (0, 1, 2), done.stderr
+    """The single-machine batch's reports of ``source`` (``recommend INPUT --out DIR``): file stem -> the file's text."""
+    assert cli.main(["recommend", str(source), "--out", str(out)]) in (0, 1, 2)
     return {p.stem: p.read_text(encoding="utf-8") for p in out.glob("*.json")}
 
 
 def run(spark: Any, source: Path, out: Path) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:
     code, summary = job.run_job(spark, str(source), str(out), None, "local[2]")
-    rows = {row["source"]: row.asDict() for row in spark.read.parquet(str(out / "reports")).collect()}
+    reports = spark.read.parquet(job.literal(job.as_uri(str(out / "reports"))))
+    rows = {row["source"]: row.asDict() for row in reports.collect()}
     return code, summary, rows
 
 
@@ -68,7 +66,7 @@ def same_reports(rows: dict[str, dict[str, Any]], expected: dict[str, str]) -> N
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("spark-inputs")
     with (root / "cohort.ndjson").open("w", encoding="utf-8") as handle:
-        write_ndjson(cohort(), handle)
+        write_ndjson(cohort()[:N_NDJSON], handle)
     write_bulk(cohort(), root / "bulk", seed=SEED)
     with (root / "bulk" / "Observation.ndjson").open("a", encoding="utf-8") as handle:  # resources of no patient
         handle.write(json.dumps({"resourceType": "Observation", "id": "orphan-1", "status": "final",
@@ -103,15 +101,19 @@ def test_a_folder_of_cohort_bundles(spark, inputs: Path, tmp_path: Path) -> None
     assert summary["patients"] == 12 and summary["refused"] == 0
 
 
-def test_an_ndjson_cohort_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path) -> None:
-    expected = batch(inputs / "cohort.ndjson", tmp_path / "batch")
-    assert len(expected) == N
+@pytest.fixture(scope="module")
+def ndjson_batch(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return batch(inputs / "cohort.ndjson", tmp_path_factory.mktemp("ndjson-batch"))
+
+
+def test_an_ndjson_cohort_gets_the_batch_reports(spark, inputs: Path, ndjson_batch, tmp_path: Path) -> None:
+    assert len(ndjson_batch) == N_NDJSON
     code, summary, rows = run(spark, inputs / "cohort.ndjson", tmp_path / "spark")
-    same_reports(rows, expected)
-    assert sorted(rows) == [f"line-{i:07d}" for i in range(1, N + 1)]
-    assert summary["patients"] == N and summary["input_kind"] == "ndjson"
+    same_reports(rows, ndjson_batch)
+    assert sorted(rows) == [f"line-{i:07d}" for i in range(1, N_NDJSON + 1)]
+    assert summary["patients"] == N_NDJSON and summary["input_kind"] == "ndjson"
     identifiers = {row["patient_identifier"] for row in rows.values()}
-    assert len(identifiers) == N and None not in identifiers
+    assert len(identifiers) == N_NDJSON and None not in identifiers
     # each Python worker loads the guideline once (a worker kept from an earlier run keeps it), not each partition
     assert summary["partitions"] > 2 and summary["guideline_loads"] <= 2
 
@@ -182,19 +184,16 @@ POISON = [
 ]
 
 
-def test_poisoned_patients_are_refused_rows_and_the_others_are_reported(spark, tmp_path: Path) -> None:
+def test_poisoned_patients_are_refused_rows_and_the_others_are_reported(spark, ndjson_batch, tmp_path: Path) -> None:
     good = cohort()[:6]
-    source = tmp_path / "poisoned.ndjson"
+    source = tmp_path / "poisoned [1].ndjson"  # glob characters in the names are read as they are
     with source.open("wb") as handle:
         for i, bundle in enumerate(good):
             handle.write(json.dumps(bundle).encode() + b"\n")
             if i < len(POISON):
                 handle.write(POISON[i])
-    clean = tmp_path / "clean.ndjson"
-    with clean.open("w", encoding="utf-8") as handle:
-        write_ndjson(good, handle)
-    expected = batch(clean, tmp_path / "batch")
-    code, summary, rows = run(spark, source, tmp_path / "spark")
+    expected = {f"line-{i:07d}": ndjson_batch[f"line-{i:07d}"] for i in range(1, len(good) + 1)}
+    code, summary, rows = run(spark, source, tmp_path / "out [1]")
     assert code == 2
     refused = {name: row for name, row in rows.items() if row["status"] == "refused"}
     assert sorted(refused) == [f"line-{2 * i + 2:07d}" for i in range(len(POISON))]
