@@ -10,7 +10,11 @@ On the cohort of ``benchmarks.cohort`` (written once as NDJSON, or as a Bulk Dat
   over the cohort (``reasoner.spark.run_job``: read, reason, write the four Parquet datasets and
   the summary);
 * patients/s of each, the scaling ratio local[2] / local[1], and Spark's overhead a patient over
-  the batch: (Spark local[2] seconds - batch seconds) / n.
+  the batch: (Spark local[2] seconds - batch seconds) / n, in wall time and in CPU time (the JVM's
+  process tree, the Python daemon and workers in it; the batch's process and workers);
+* how many workers were reasoning at once on average (their summed reasoning time over the job's
+  wall time), and the wall time a patient took in a worker: on a machine other work keeps busy,
+  local[2] runs two workers at once but each patient takes longer, and the ratio says so.
 
 Every Spark run's reports are checked against the batch's (byte-identical ``report_json``); the exit
 status is 1 when one differs. Figures depend on the machine and on what else runs on it.
@@ -111,6 +115,8 @@ def run_spark(master: str, source: Path, warm: Path, work: Path, expected: dict[
             "seconds": round(seconds, 2), "cpu_ms_per_patient": round(cpu / summary["patients"] * 1000, 2),
             "patients": summary["patients"],
             "patients_per_s": round(summary["patients"] / seconds, 1), "partitions": summary["partitions"],
+            "reasoning_at_once": round(summary["reasoning_seconds"] / seconds, 2),
+            "reasoning_ms_per_patient": round(summary["reasoning_seconds"] / summary["patients"] * 1000, 2),
             "identical_to_batch": same}
 
 
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{run['cpu_ms_per_patient']:16.2f}  (session start {run['session_start_s']} s, first job "
                      f"{run['first_job_s']} s, {run['partitions']} partitions; identical "
                      f"{run['identical_to_batch']}/{args.n})")
+        lines.append(f"  {'':<22}workers reasoning at once {run['reasoning_at_once']:.2f} on average, "
+                     f"{run['reasoning_ms_per_patient']:.2f} ms a patient each")
     lines.append(f"  scaling local[2] / local[1]: {figures['scaling_local2_over_local1']:.2f}")
     lines.append(f"  Spark local[2] over the batch, a patient: {figures['spark_overhead_ms_per_patient']:.2f} ms wall, "
                  f"{figures['spark_cpu_overhead_ms_per_patient']:.2f} ms CPU")

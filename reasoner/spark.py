@@ -147,9 +147,10 @@ def bulk_bundle(name: str, lines: list[tuple[str, int, bytes]]) -> str:
 
 
 def reason_partition(engine_name: str | None, allow_paths: tuple[str, ...], loads: Any,
-                     units: Iterable[tuple[int, str, str, Any]]) -> Iterator[Row]:
+                     units: Iterable[tuple[int, str, str, Any]], busy: Any = None) -> Iterator[Row]:
     """What each partition runs (bound with functools.partial, so that it is pickled by reference):
-    (seq, name, kind, payload) units in, report rows out."""
+    (seq, name, kind, payload) units in, report rows out. ``loads`` counts guideline loads, ``busy`` the
+    seconds spent reasoning (both accumulators; approximate when Spark runs a task again)."""
     from reasoner import guard
 
     guideline, engine, loaded = worker_engine(engine_name)  # before isolation: it may fill the disk cache
@@ -157,7 +158,10 @@ def reason_partition(engine_name: str | None, allow_paths: tuple[str, ...], load
         loads.add(1)
     with guard.isolated(allow_paths=allow_paths):  # the patient's input reaches no file and no host
         for seq, name, kind, payload in units:
+            started = time.monotonic()
             row = reason_one(guideline, engine, name, kind, payload)
+            if busy is not None:
+                busy.add(time.monotonic() - started)
             yield (seq,) + row[1:]
 
 
@@ -469,7 +473,8 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
     job = Job(spark, source, engine_name)
     units = job.units()
     loads = spark.sparkContext.accumulator(0)
-    rows = units.mapPartitions(functools.partial(reason_partition, engine_name, job.allow_paths, loads))
+    busy = spark.sparkContext.accumulator(0.0)
+    rows = units.mapPartitions(functools.partial(reason_partition, engine_name, job.allow_paths, loads, busy=busy))
     schemas = _schemas()
     staging = STAGING_PREFIX + uuid.uuid4().hex
     created = not storage.exists()
@@ -506,6 +511,7 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
         "patients": patients, **counts, **job.bulk_counts(),
         "rows": {"reports": patients, **sizes},
         "partitions": units.getNumPartitions(), "guideline_loads": int(loads.value),
+        "reasoning_seconds": round(float(busy.value), 3),  # summed over the workers: how busy they were
         "seconds": round(seconds, 3), "patients_per_second": round(patients / seconds, 2) if seconds > 0 else None,
         "refused_inputs": [{"source": r["source"], "reason": r["reason"]} for r in named if r["status"] == "refused"],
         "nonconforming_inputs": [r["source"] for r in named if r["status"] == "nonconforming"],

@@ -116,6 +116,7 @@ def test_an_ndjson_cohort_gets_the_batch_reports(spark, inputs: Path, ndjson_bat
     assert len(identifiers) == N_NDJSON and None not in identifiers
     # each Python worker loads the guideline once (a worker kept from an earlier run keeps it), not each partition
     assert summary["partitions"] > 2 and summary["guideline_loads"] <= 2
+    assert summary["reasoning_seconds"] > 0
 
 
 def test_a_bulk_export_is_gathered_by_patient_and_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path) -> None:
@@ -284,3 +285,14 @@ def test_refused_patients_are_named_on_stderr_and_exit_2(spark, tmp_path: Path, 
     assert code == 2
     assert err[0].startswith("guideline-kg: line-0000002: ") and "not JSON" in err[0]
     assert err[-1].startswith("guideline-kg: 2 patients, ") and "1 refused" in err[-1]
+
+
+def test_the_job_file_runs_as_spark_submit_runs_it(tmp_path: Path) -> None:
+    """spark-submit runs reasoner/spark.py as a file: its folder (with an html.py) must not shadow the standard library."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "reasoner" / "spark.py"), str(tmp_path / "nothing"), "--out",
+                           str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"guideline-kg: {tmp_path / 'nothing'}: no such file or folder\n"
