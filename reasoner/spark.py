@@ -38,10 +38,10 @@ if __name__ == "__main__":  # run as a file by spark-submit: its own folder is n
     _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE]
 
 import argparse
+import contextlib
 import functools
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -538,6 +538,31 @@ def _summary_line(summary: dict[str, Any]) -> str:
             f"{summary['seconds']:.1f} s ({rate:,.1f} patients/s)\n")
 
 
+def start_session(builder: Any, log: Path) -> Any:
+    """Start the JVM with its standard error in ``log``: its banner lines stay off the user's stderr.
+
+    The JVM (and the Python workers it starts) keep that file as their stderr; when the start fails,
+    its last line says why (no Java, a bad master URL).
+    """
+    saved = os.dup(2)
+    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        sys.stderr.flush()
+        os.dup2(target, 2)
+        try:
+            return builder.getOrCreate()
+        finally:
+            os.dup2(saved, 2)
+    except Exception as exc:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if line.strip()]
+        detail = f" ({' '.join(lines[-1].split())[:200]})" if lines else ""
+        raise OutputError(f"Spark could not start: {_spark_message(exc)}{detail}") from None
+    finally:
+        os.close(target)
+        os.close(saved)
+
+
 def _hosts(master: str) -> list[str]:
     """What the driver's Python may connect to: its own JVM (loopback) and the master's host."""
     from urllib.parse import urlsplit
@@ -572,7 +597,7 @@ def run_spark(args: argparse.Namespace) -> int:
             from pyspark.sql import SparkSession
 
             active = SparkSession.getActiveSession()  # a session this process already runs (a notebook, a test)
-            spark = active or session_builder(master, scratch).getOrCreate()
+            spark = active or start_session(session_builder(master, scratch), scratch / "spark.log")
             try:
                 code, summary = run_job(spark, source, out, args.engine, spark.sparkContext.master)
             finally:
@@ -587,11 +612,25 @@ def run_spark(args: argparse.Namespace) -> int:
         sys.stderr.write(f"guideline-kg: the Spark job failed: {type(exc).__name__}: {_spark_message(exc)}\n")
         return 3
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
     for item in summary["refused_inputs"]:
         sys.stderr.write(f"guideline-kg: {item['source']}: {item['reason']}\n")
     sys.stderr.write(_summary_line(summary))
     return code
+
+
+def remove_tree(root: Path) -> None:
+    """Remove a folder this run made, bottom up by name: shutil.rmtree opens folders by descriptor, which the
+    isolation guard (still on around the command) cannot place and refuses."""
+    for folder, dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(folder, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(root)
 
 
 def _spark_message(exc: BaseException) -> str:

@@ -245,9 +245,13 @@ def test_an_input_in_the_partition_cannot_make_the_worker_read_files(tmp_path: P
 
 
 def test_the_command_writes_the_datasets_and_the_summary(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+    import tempfile
+
     out = tmp_path / "out"
+    scratch = set(Path(tempfile.gettempdir()).glob("guideline-kg-spark-*"))
     code = cli.main(["spark", str(inputs / "bundles"), "--out", str(out)])
     err = capsys.readouterr().err
+    assert set(Path(tempfile.gettempdir()).glob("guideline-kg-spark-*")) == scratch  # its scratch folder is gone
     assert code in (0, 1), err
     assert sorted(p.name for p in out.iterdir()) == ["differential", "recommendations", "red_flags", "reports",
                                                      "summary.json"]
