@@ -97,8 +97,9 @@ def _one_line(exc: BaseException) -> str:
 def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) -> Row:
     """One patient, as the batch reasons over it: a row of the reports table, never an exception.
 
-    ``kind`` is ``path`` (a patient file), ``line`` (one NDJSON line, its raw bytes) or
-    ``bundle`` (a Bulk Data patient: the raw lines of its Patient and of its resources).
+    ``kind`` is ``path`` (a patient file), ``line`` (one NDJSON line, its raw bytes), ``bundle`` (a
+    Bulk Data patient: the raw lines of its Patient and of its resources) or ``problem`` (refused
+    unread; the payload says why). The first item of the row (``seq``) is the caller's to fill.
     """
     from reasoner.patient import parse_patient, read_patient
     from reasoner.report import build_report
@@ -120,13 +121,13 @@ def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) 
         return (0, name, None, "refused", _one_line(exc), None)
     except RecursionError:
         return (0, name, None, "refused", "input nested too deeply", None)
-    except Exception as exc:  # one bad patient never fails the job: the batch's own last resort
+    except Exception as exc:  # one bad patient never fails the job (issue 14's batch isolation)
         return (0, name, None, "refused", f"could not process the input: {type(exc).__name__}: {_one_line(exc)}",
                 None)
 
 
 def _decode(data: bytes, what: str) -> str:
-    """A line as a single file is read: strict UTF-8, a byte-order mark allowed."""
+    """A line's text as a single file's is read: strict UTF-8 (the single file's message)."""
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
