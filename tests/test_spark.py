@@ -94,13 +94,6 @@ def test_every_example_gets_the_batch_report_byte_for_byte(spark, tmp_path: Path
     assert code == (1 if summary["nonconforming"] else 0)
 
 
-def test_a_folder_of_cohort_bundles(spark, inputs: Path, tmp_path: Path) -> None:
-    expected = batch(inputs / "bundles", tmp_path / "batch")
-    code, summary, rows = run(spark, inputs / "bundles", tmp_path / "spark")
-    same_reports(rows, expected)
-    assert summary["patients"] == 12 and summary["refused"] == 0
-
-
 @pytest.fixture(scope="module")
 def ndjson_batch(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return batch(inputs / "cohort.ndjson", tmp_path_factory.mktemp("ndjson-batch"))
@@ -244,8 +237,12 @@ def test_an_input_in_the_partition_cannot_make_the_worker_read_files(tmp_path: P
 # ---- the command ----
 
 
-def test_the_command_writes_the_datasets_and_the_summary(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+def test_the_command_on_a_folder_of_cohort_bundles(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+    """``guideline-kg spark FOLDER --out OUT``: the datasets, the summary, the batch's reports, its scratch gone."""
     import tempfile
+
+    expected = batch(inputs / "bundles", tmp_path / "batch")
+    capsys.readouterr()
 
     out = tmp_path / "out"
     scratch = set(Path(tempfile.gettempdir()).glob("guideline-kg-spark-*"))
@@ -256,8 +253,11 @@ def test_the_command_writes_the_datasets_and_the_summary(spark, inputs: Path, tm
     assert sorted(p.name for p in out.iterdir()) == ["differential", "recommendations", "red_flags", "reports",
                                                      "summary.json"]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["patients"] == 12
-    assert err.splitlines()[-1].startswith("guideline-kg: 12 patients, ")
+    assert summary["patients"] == 12 and summary["refused"] == 0 and summary["input_kind"] == "folder"
+    assert err.splitlines() == [err.splitlines()[-1]] and err.startswith("guideline-kg: 12 patients, ")
+    reports = spark.read.parquet(str(out / "reports")).collect()
+    same_reports({row["source"]: row.asDict() for row in reports}, expected)
+    assert code == (1 if summary["nonconforming"] else 0)
 
 
 def test_the_command_refuses_an_output_folder_that_is_not_empty(spark, inputs: Path, tmp_path: Path, capsys) -> None:
