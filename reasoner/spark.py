@@ -40,6 +40,7 @@ if __name__ == "__main__":  # run as a file by spark-submit: its own folder is n
 import argparse
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -141,10 +142,30 @@ def bulk_bundle(name: str, lines: list[tuple[str, int, bytes]]) -> str:
     in name order, each in line order.
     """
     texts = []
+    seen: set[tuple[str, str]] = set()
     for file_name, number, raw in sorted(lines, key=lambda item: (item[0] != "Patient.ndjson", item[0], item[1])):
-        texts.append(_decode(raw, f"{name}: {file_name} line {number}").strip())
+        text = _decode(raw, f"{name}: {file_name} line {number}").strip()
+        identity = _identity(text)
+        if identity is not None and identity in seen:
+            continue  # the same resource again, identical: one resource (contract: duplicates)
+        if identity is not None:
+            seen.add(identity)  # different content under the same type and id goes to the reader, which decides
+        texts.append(text)
     return ('{"resourceType":"Bundle","type":"collection","entry":['
             + ",".join('{"resource":' + text + "}" for text in texts) + "]}")
+
+
+def _identity(text: str) -> tuple[str, str] | None:
+    """A resource's type and id with a digest of its content (whatever its key order or spacing), or None."""
+    try:
+        data = json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return None
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return f"{data.get('resourceType')}/{data['id']}", digest
 
 
 def reason_partition(engine_name: str | None, allow_paths: tuple[str, ...], loads: Any,
@@ -333,8 +354,13 @@ def _patient_key(seq: int, raw: bytes, file_name: str) -> tuple[str | None, tupl
     raw = bytes(raw)
     try:
         data = json.loads(raw)
-    except ValueError:
+    except RecursionError:
         data = None
+    except ValueError:  # not JSON, or not UTF-8: what it says of its patient still files it there, to refuse him
+        try:
+            data = json.loads(raw.decode("utf-8", errors="replace"))
+        except (ValueError, RecursionError):
+            data = None
     if not isinstance(data, dict):
         data = None
     if file_name == "Patient.ndjson":

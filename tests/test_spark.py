@@ -300,3 +300,28 @@ def test_the_job_file_runs_as_spark_submit_runs_it(tmp_path: Path) -> None:
                            str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"guideline-kg: {tmp_path / 'nothing'}: no such file or folder\n"
+
+
+def test_a_bulk_patient_bundle_merges_identical_repeats_and_keeps_export_order() -> None:
+    patient = b'{"resourceType":"Patient","id":"p1","identifier":[{"value":"X"}]}'
+    condition = b'{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"code":{"text":"a"}}'
+    same = b'{"code": {"text": "a"}, "subject": {"reference": "Patient/p1"}, "id": "c1", "resourceType": "Condition"}'
+    other = b'{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"code":{"text":"b"}}'
+    flag = b'{"resourceType":"Flag","id":"f1","subject":{"reference":"Patient/p1"}}'
+    lines = [("Flag.ndjson", 1, flag), ("Condition.ndjson", 9, other), ("Condition.ndjson", 2, condition),
+             ("Condition.ndjson", 5, same), ("Patient.ndjson", 3, patient)]
+    entries = [e["resource"] for e in json.loads(job.bulk_bundle("p1", lines))["entry"]]
+    assert [(e["resourceType"], e["id"], e.get("code")) for e in entries] == [
+        ("Patient", "p1", None), ("Condition", "c1", {"text": "a"}), ("Condition", "c1", {"text": "b"}),
+        ("Flag", "f1", None)]
+
+
+def test_a_bulk_line_that_is_not_utf8_is_filed_under_its_patient_who_is_refused() -> None:
+    raw = b'{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"note":"\xff"}'
+    key, (file_name, number, kept) = job._patient_key(6, raw, "Condition.ndjson")
+    assert (key, file_name, number, kept) == ("p1", "Condition.ndjson", 7, raw)
+    guideline, engine, _ = job.worker_engine(None)
+    row = job.reason_one(guideline, engine, "p1", "bundle", [("Patient.ndjson", 1, b'{"resourceType":"Patient",'
+                                                             b'"id":"p1"}'), (file_name, number, kept)])
+    assert row[3] == "refused" and row[4] == "p1: Condition.ndjson line 7: not UTF-8 text (byte 83)"
+    assert job._patient_key(0, b"{broken", "Condition.ndjson")[0] is None
