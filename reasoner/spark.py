@@ -235,11 +235,21 @@ def _schemas() -> dict[str, Any]:
 ENTRY_ROWS = {"recommendations": _rec_rows, "red_flags": _flag_rows, "differential": _differential_rows}
 
 
-def entry_rows(table: str, reports: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
-    """The rows of one entry table from (source, report_json) pairs."""
-    rows_of = ENTRY_ROWS[table]
+def entry_rows(reports: Iterable[Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(table, row) for every entry of the entry tables, from (source, report_json) pairs: each report parsed once."""
     for source, report_json in reports:
-        yield from rows_of(source, json.loads(report_json))
+        data = json.loads(report_json)
+        for table, rows_of in ENTRY_ROWS.items():
+            for row in rows_of(source, data):
+                yield table, row
+
+
+def _of_table(table: str, entry: tuple[str, Any]) -> bool:
+    return entry[0] == table
+
+
+def _row(entry: tuple[str, Any]) -> Any:
+    return entry[1]
 
 
 # ---- the driver side ----
@@ -486,6 +496,7 @@ def check_output(storage: Storage, out: str, source: str) -> None:
 
 def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: str) -> tuple[int, dict[str, Any]]:
     """The whole run on a started session: reports and their tables written, the summary returned."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     started = time.monotonic()
@@ -509,9 +520,13 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
         spark.createDataFrame(rows, schemas["reports"]).write.parquet(storage.uri(staging, "reports"))
         reports = spark.read.parquet(literal(storage.uri(staging, "reports")))
         reported = reports.where(F.col("status") != "refused").select("source", "report_json").rdd
-        for table in TABLES[1:]:
-            spark.createDataFrame(reported.mapPartitions(functools.partial(entry_rows, table)), schemas[table]).write.parquet(
-                storage.uri(staging, table))
+        entries = reported.mapPartitions(entry_rows).persist(StorageLevel.MEMORY_AND_DISK)  # small rows, kept once
+        try:
+            for table in TABLES[1:]:
+                rows = entries.filter(functools.partial(_of_table, table)).map(_row)
+                spark.createDataFrame(rows, schemas[table]).write.parquet(storage.uri(staging, table))
+        finally:
+            entries.unpersist()
         statuses = {row["status"]: int(row["count"]) for row in reports.groupBy("status").count().collect()}
         named = sorted(reports.where(F.col("status") != "report").select("seq", "source", "status", "reason")
                        .collect(), key=lambda row: row["seq"])
