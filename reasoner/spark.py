@@ -403,7 +403,6 @@ class Job:
         self.source = source
         self.engine_name = engine_name
         self.kind = ""
-        self.counts: dict[str, int] = {}
         self.allow_paths: tuple[str, ...] = ()
         self.target = max(self.sc.defaultParallelism * PARTITIONS_PER_CORE, 1)
 
@@ -471,6 +470,7 @@ class Job:
         return everything.filter(attached).groupByKey(self.target).flatMap(patients)
 
     def bulk_counts(self) -> dict[str, int]:
+        """Resources of no patient of the export (accumulators: a task Spark runs again counts again)."""
         if self.kind != "bulk":
             return {}
         without, unknown = self._bulk_counters
