@@ -62,8 +62,8 @@ from reasoner.unit import (NDJSON, Context, Outcome, Status, Unit, bounded_lines
                            process_unit, read_input_file, too_long)
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
-EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html",
-              "fhir": ".fhir.json"}
+EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "nquads": ".nq", "text": ".txt",
+              "html": ".html", "fhir": ".fhir.json"}
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"
@@ -177,7 +177,7 @@ class Manifest:
     def done(self, report: str, digest: str) -> bool:
         return self.entries.get(report, ("", -1))[0] == digest
 
-    def forget(self, out: Path, report: str) -> str | None:
+    def forget(self, out: Path, report: str, beside: Iterable[str] = ()) -> str | None:
         """A report made from an earlier version of an input that is now refused: removed, not left to mislead.
 
         Returns the output error (naming the path) when it cannot be removed or unrecorded, else None.
@@ -185,8 +185,9 @@ class Manifest:
         if report not in self.entries:
             return None
         try:
-            with contextlib.suppress(FileNotFoundError):
-                (out / report).unlink()
+            for stale in (report, *beside):
+                with contextlib.suppress(FileNotFoundError):
+                    (out / stale).unlink()
             append_line(self.path, json.dumps({"report": report, "input": None}) + "\n")
         except OSError as exc:
             return f"{printable(str(out / report))}: cannot remove a stale report: {exc.strerror or exc}"
@@ -235,7 +236,9 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(settings: Settings) -> None:
-    _STATE.update(context=Context.load(settings.engine, settings.fmt, settings.now), out=settings.out)
+    # a JSON batch keeps each report's graph (N-Quads) beside it, so SPARQL (query, serve, load, push) reads it
+    beside = ("nquads",) if settings.fmt == "json" and settings.out is not None else ()
+    _STATE.update(context=Context.load(settings.engine, settings.fmt, settings.now, beside), out=settings.out)
 
 
 def _init_settled_worker(settings: Settings) -> None:
@@ -261,6 +264,10 @@ def _work(unit: Unit) -> Outcome:
         return outcome
     path = report_path(Path(out), unit.name, context.fmt)
     try:
+        for fmt, body in outcome.beside:  # first: a report on disk has what goes beside it
+            path = report_path(Path(out), unit.name, fmt)
+            write_atomic(path, body)
+        path = report_path(Path(out), unit.name, context.fmt)
         write_atomic(path, outcome.report)
         append_line(Path(out) / MANIFEST_NAME, _manifest_line(path.name, outcome.input_sha256 or "",
                                                                len(outcome.report)))
@@ -270,7 +277,7 @@ def _work(unit: Unit) -> Outcome:
     except Exception as exc:  # nothing escapes a worker: an output it cannot write stops the run, named
         return replace(outcome, status=Status.OUTPUT_ERROR, report=None,
                        reason=f"{printable(str(path))}: cannot write: {one_line(f'{type(exc).__name__}: {exc}')}")
-    return replace(outcome, report=None)
+    return replace(outcome, report=None, beside=())
 
 
 def _work_chunk(task: int, units: list[Unit], track: str) -> list[Outcome]:
@@ -583,7 +590,9 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                         named[Status.REFUSED].append(outcome.source)
                         progress.say(f"guideline-kg: {printable(outcome.source)}: {outcome.reason}")
                         if manifest is not None and out is not None and outcome.name:
-                            output_error = manifest.forget(out, report_path(out, outcome.name, fmt).name)
+                            output_error = manifest.forget(out, report_path(out, outcome.name, fmt).name,
+                                                           [report_path(out, outcome.name, "nquads").name]
+                                                           if fmt == "json" else [])
                             if output_error is not None:
                                 break
                     elif outcome.status is Status.NONCONFORMING:

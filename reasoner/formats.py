@@ -5,7 +5,7 @@ from __future__ import annotations
 from reasoner.guideline import Guideline
 from reasoner.report import Report, report_graph
 
-FORMATS = ("json", "turtle", "jsonld", "text", "html", "fhir")
+FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
 
 
 def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
@@ -27,6 +27,10 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"{fmt!r} is not one of {', '.join(FORMATS)}")
     graph = report_graph(guideline, report, engine)
+    if fmt == "nquads":  # one named graph, <patient>/report, as the store and the endpoint name it
+        from reasoner.population import nquads, report_graph_name
+
+        return nquads(graph, report_graph_name(report.data["patient"]["iri"]))
     return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
 
 

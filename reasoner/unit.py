@@ -70,6 +70,7 @@ class Outcome:
     identifier: str | None = None  # the patient's identifier, once read
     report: bytes | None = None
     input_sha256: str | None = None  # of the bytes read, for the manifest
+    beside: tuple[tuple[str, bytes], ...] = ()  # (format, bytes) of each of the context's ``beside`` formats
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,15 @@ class Context:
     engine: Engine
     fmt: str = "json"  # one of reasoner.formats.FORMATS, or NDJSON
     now: Any = None  # the run's reasoning time (``--now``), passed to the reader when set
+    beside: tuple[str, ...] = ()  # formats rendered too (a JSON batch keeps the report graph, nquads, beside)
 
     @classmethod
-    def load(cls, engine_name: str | None = None, fmt: str = "json", now: Any = None) -> "Context":
+    def load(cls, engine_name: str | None = None, fmt: str = "json", now: Any = None,
+             beside: tuple[str, ...] = ()) -> "Context":
         from reasoner.engines import make_engine
 
         guideline = Guideline.load()
-        return cls(guideline, make_engine(guideline, engine_name), fmt, now)
+        return cls(guideline, make_engine(guideline, engine_name), fmt, now, beside)
 
 
 # ---- one patient ----
@@ -153,9 +156,11 @@ def process_unit(unit: Unit, context: Context) -> Outcome:
             body = json.dumps(report.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         else:
             body = render(context.guideline, report, context.fmt, context.engine.name).encode("utf-8")
+        beside = tuple((fmt, render(context.guideline, report, fmt, context.engine.name).encode("utf-8"))
+                       for fmt in context.beside)
         status = Status.REPORTED if report.conforms else Status.NONCONFORMING
         return Outcome(unit.index, unit.name, unit.source, status, identifier=identifier, report=body,
-                       input_sha256=digest)
+                       input_sha256=digest, beside=beside)
     except (InputError, GuidelineError) as exc:
         reason = str(exc)
     except RecursionError:

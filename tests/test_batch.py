@@ -32,11 +32,14 @@ def cohort(n: int = N, seed: int = 11) -> list[dict]:
 
 
 def reports(folder: Path) -> dict[str, str]:
-    """The reports of an output folder (its manifest, which records what each was made from, left out)."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.name != MANIFEST_NAME}
+    """The reports of an output folder: not its manifest (what each was made from), not the .nq graph a JSON
+    batch keeps beside each report (it holds the reasoning's time)."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
+            if p.name != MANIFEST_NAME and p.suffix != ".nq"}
 
 
 def names_in(folder: Path) -> list[str]:
+    """Every file of an output folder but its manifest."""
     return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST_NAME)
 
 
@@ -59,7 +62,8 @@ def folder_run(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def test_a_folder_of_bundles_gives_one_json_report_per_patient(folder_run) -> None:
     done, out = folder_run
     assert done.returncode == 0, done.stderr
-    assert names_in(out) == sorted(f"p{i:06d}.json" for i in range(1, N + 1))
+    # each JSON report with its report graph (N-Quads) beside it
+    assert names_in(out) == sorted(f"p{i:06d}{suffix}" for i in range(1, N + 1) for suffix in (".json", ".nq"))
     for text in reports(out).values():
         assert json.loads(text)["report_version"] == "1"
 
@@ -119,7 +123,8 @@ def test_a_refused_patient_is_named_on_stderr_and_the_batch_goes_on(tmp_path: Pa
     done = recommend(source, "--out", tmp_path / "out")
     assert done.returncode == 2
     assert "line-0000002: Bundle: entry is missing or not a list" in done.stderr
-    assert names_in(tmp_path / "out") == ["line-0000001.json", "line-0000003.json"]
+    assert names_in(tmp_path / "out") == ["line-0000001.json", "line-0000001.nq",
+                                          "line-0000003.json", "line-0000003.nq"]
     assert "2 conforming, 0 not conforming, 1 refused" in done.stderr
 
 
@@ -163,7 +168,8 @@ def test_a_batch_killed_with_sigkill_and_started_again_ends_with_every_report_on
     skipped = int(re.search(r"(\d+) already done", again.stderr).group(1))
     assert len(written_before) - 2 <= skipped <= len(written_before)
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([MANIFEST_NAME, *(f"line-{i:07d}.json" for i in range(1, n + 1))])  # nothing temporary
+    assert names == sorted([MANIFEST_NAME, *(f"line-{i:07d}{suffix}" for i in range(1, n + 1)
+                                            for suffix in (".json", ".nq"))])  # nothing temporary
     for path in out.glob("line-*.json"):
         assert json.loads(path.read_text(encoding="utf-8"))["report_version"] == "1"
 

@@ -47,7 +47,8 @@ def _engine(name: str | None) -> Any:
 def _loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers and in-process runs take the guideline and engine loaded once; every input is still read in full."""
     monkeypatch.setattr(Context, "load", classmethod(
-        lambda cls, engine_name=None, fmt="json", now=None: cls(guideline(), _engine(engine_name), fmt, now)))
+        lambda cls, engine_name=None, fmt="json", now=None, beside=(): cls(guideline(), _engine(engine_name), fmt,
+                                                                          now, beside)))
 
 
 @lru_cache(maxsize=None)
@@ -88,7 +89,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, st
 
 
 def _reports(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    """The reports of an output folder: not its manifest, not the report graphs (.nq) a JSON batch keeps beside."""
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.suffix != ".nq")
 
 
 def _poison(monkeypatch: pytest.MonkeyPatch, stage: str, exc: BaseException) -> None:
@@ -256,7 +258,7 @@ def test_a_full_disk_is_an_output_error_naming_the_path_and_stops_the_run(
     written = []
 
     def write(path: Path, text: str | bytes) -> None:
-        if path.name == MANIFEST_NAME:
+        if path.name == MANIFEST_NAME or path.suffix == ".nq":
             return real_write(path, text)
         if len(written) >= 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -371,7 +373,7 @@ def test_already_done_means_a_report_of_that_very_input(tmp_path: Path, capsys: 
     (source / "good-5.json").write_text("{", encoding="utf-8")
     code, _, err = _run(capsys, source, "--out", out)
     assert code == 2 and "5 already done" in err
-    assert "good-5.json" not in _reports(out)
+    assert "good-5.json" not in _reports(out) and not (out / "good-5.nq").exists()  # nor its graph beside
     assert MANIFEST_NAME in {p.name for p in out.iterdir()}
 
 
