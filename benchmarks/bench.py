@@ -215,7 +215,8 @@ def end_to_end(texts: list[str], jobs: int) -> tuple[float, float, float]:
     units = (Unit(i, f"line-{i:07d}", f"line-{i:07d}", data=t.encode()) for i, t in enumerate(texts))
     own, children = _cpu_seconds(resource.RUSAGE_SELF), _cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = sum(1 for outcome in _results(units, jobs, Settings("fast", NDJSON, None)) if outcome.report or outcome.reason)
+    outcomes = _results(units, jobs, Settings("fast", NDJSON, None))
+    done = sum(1 for outcome in outcomes if outcome.report or outcome.reason)
     rate = done / (time.perf_counter() - start)
     own, children = _cpu_seconds(resource.RUSAGE_SELF) - own, _cpu_seconds(resource.RUSAGE_CHILDREN) - children
     return rate, own / max(done, 1) * 1000, children / max(done, 1) * 1000
