@@ -570,7 +570,9 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                 for unit in units:
                     if manifest is not None and unit.problem is None and unit.name:
                         report = report_path(out, unit.name, fmt).name  # type: ignore[arg-type]
-                        if report in manifest.entries and manifest.done(report, _input_digest(unit)):
+                        # a JSON report is done with its graph beside it (population queries need both)
+                        graph = fmt != "json" or report_path(out, unit.name, "nquads").exists()  # type: ignore[arg-type]
+                        if report in manifest.entries and graph and manifest.done(report, _input_digest(unit)):
                             counts["skipped"] += 1
                             progress.step()  # type: ignore[union-attr]
                             continue

@@ -363,8 +363,10 @@ def test_already_done_means_a_report_of_that_very_input(tmp_path: Path, capsys: 
     (out / "good-2.json").write_text("{}", encoding="utf-8")  # a file of that name, not a report of it
     (out / "good-3.json").unlink()
     (out / "good-4.json").write_text('{"report_version": "1"', encoding="utf-8")  # cut short
+    (out / "good-0.nq").unlink()  # the report graph beside a JSON report is part of it
     code, _, err = _run(capsys, source, "--out", out)
-    assert code == 0 and "4 patients" in err and "2 already done" in err, err
+    assert code == 0 and "5 patients" in err and "1 already done" in err, err
+    assert (out / "good-0.nq").exists()
     single = _run(capsys, source / "good-1.json")[1]
     assert (out / "good-1.json").read_text(encoding="utf-8") == single
     for name in ("good-2.json", "good-3.json", "good-4.json"):
