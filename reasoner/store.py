@@ -41,6 +41,8 @@ from reasoner.queries import QueryFile, load_query
 from reasoner.serve import NamedGraph
 
 TIMEOUT_SECONDS = 120
+UNION_NEEDED = ("the store must read its default graph as the union of its named graphs: Virtuoso does; "
+                "Oxigraph with 'oxigraph serve --union-default-graph'; Fuseki with unionDefaultGraph")
 SOLUTIONS_ACCEPT = "application/sparql-results+json"
 
 
@@ -163,7 +165,7 @@ def store_query(name: str) -> QueryFile:
 
 def recommend_from_store(args: argparse.Namespace) -> int:
     """``recommend --endpoint URL --patient IRI``: read the patient from the store, reason, write the report back."""
-    from reasoner.commands.recommend import render
+    from reasoner.formats import render
     from reasoner.engines import make_engine
     from reasoner.guideline import Guideline
     from reasoner.output import emit
@@ -186,7 +188,7 @@ def recommend_from_store(args: argparse.Namespace) -> int:
     for row in store.select(store_query("patient-graph"), {"patient": patient}):
         facts.add((row["s"], row["p"], row["o"]))  # type: ignore[call-overload, index]
     if len(facts) == 0:
-        raise InputError(f"{store.endpoint} holds no gkg:Patient {patient.n3()}")
+        raise InputError(f"{store.endpoint} holds no gkg:Patient {patient.n3()} in its default graph ({UNION_NEEDED})")
     patient_graph = parse_patient(guideline, facts.serialize(format="nt"), "nt", str(patient),
                                   getattr(args, "now", None))
     engine = make_engine(guideline, args.engine)

@@ -10,7 +10,7 @@ from pathlib import Path
 from collections.abc import Iterator
 
 from conftest import EXAMPLES, engine, guideline
-from reasoner.commands.recommend import render
+from reasoner.formats import render
 from reasoner.patient import read_patient
 from reasoner.report import build_report
 from reasoner.serve import NamedGraph, Service, Settings, guideline_graphs, make_server, read_reports
@@ -50,4 +50,4 @@ def running_endpoint(**settings: object) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-        service.pool.close()
+        service.close()
