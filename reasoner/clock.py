@@ -39,3 +39,13 @@ def format_instant(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def instant_argument(text: str) -> datetime:
+    """``--now`` as an argparse type: a bad instant is argparse's one-line usage error."""
+    import argparse
+
+    try:
+        return parse_instant(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

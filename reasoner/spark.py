@@ -51,6 +51,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reasoner.clock import instant_argument
 from reasoner.errors import GuidelineError, InputError
 
 TABLES = ("reports", "recommendations", "red_flags", "differential")
@@ -95,13 +96,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) -> Row:
-    """One patient through the batch's own process_unit: a row of the reports table, never an exception."""
+def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any, now: Any = None) -> Row:
+    """One patient through the batch's own process_unit at reasoning time ``now`` (the run's, fixed on the driver):
+    a row of the reports table, never an exception."""
     from reasoner.unit import Context, Status, Unit, process_unit
 
-    context = _CONTEXTS.get(id(engine))
+    context = _CONTEXTS.get((id(engine), now))
     if context is None:
-        context = _CONTEXTS.setdefault(id(engine), Context(guideline, engine, "json"))
+        context = _CONTEXTS.setdefault((id(engine), now), Context(guideline, engine, "json", now))
     if kind == "path":
         unit = Unit(0, name, Path(payload).name, path=payload)
     elif kind == "line":
@@ -120,7 +122,7 @@ def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) 
     return (0, name, outcome.identifier, status, None, outcome.report.decode("utf-8"))
 
 
-_CONTEXTS: dict[int, Any] = {}
+_CONTEXTS: dict[tuple[int, Any], Any] = {}
 
 
 def _decode(data: bytes, what: str) -> str:
@@ -165,7 +167,7 @@ def _identity(text: str) -> tuple[str, str] | None:
 
 
 def reason_partition(engine_name: str | None, allow_paths: tuple[str, ...], loads: Any,
-                     units: Iterable[tuple[int, str, str, Any]], busy: Any = None) -> Iterator[Row]:
+                     units: Iterable[tuple[int, str, str, Any]], busy: Any = None, now: Any = None) -> Iterator[Row]:
     """What each partition runs (bound with functools.partial, so that it is pickled by reference):
     (seq, name, kind, payload) units in, report rows out. ``loads`` counts guideline loads, ``busy`` the
     seconds spent reasoning (both accumulators; approximate when Spark runs a task again)."""
@@ -177,7 +179,7 @@ def reason_partition(engine_name: str | None, allow_paths: tuple[str, ...], load
     with guard.isolated(allow_paths=allow_paths):  # the patient's input reaches no file and no host
         for seq, name, kind, payload in units:
             started = time.monotonic()
-            row = reason_one(guideline, engine, name, kind, payload)
+            row = reason_one(guideline, engine, name, kind, payload, now)
             if busy is not None:
                 busy.add(time.monotonic() - started)
             yield (seq,) + row[1:]
@@ -493,8 +495,12 @@ def check_output(storage: Storage, out: str, source: str) -> None:
             raise OutputError(f"{out}: the output folder is not empty; give a new or empty folder")
 
 
-def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: str) -> tuple[int, dict[str, Any]]:
-    """The whole run on a started session: reports and their tables written, the summary returned."""
+def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: str,
+            now: Any = None) -> tuple[int, dict[str, Any]]:
+    """The whole run on a started session: reports and their tables written, the summary returned. Every executor
+    reasons at the same instant: ``now`` (``--now``), else the driver's clock when the run starts."""
+    from reasoner.clock import current_instant
+
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -511,7 +517,9 @@ def run_job(spark: Any, source: str, out: str, engine_name: str | None, master: 
     units = job.units()
     loads = spark.sparkContext.accumulator(0)
     busy = spark.sparkContext.accumulator(0.0)
-    rows = units.mapPartitions(functools.partial(reason_partition, engine_name, job.allow_paths, loads, busy=busy))
+    now = now or current_instant()
+    rows = units.mapPartitions(functools.partial(reason_partition, engine_name, job.allow_paths, loads, busy=busy,
+                                                 now=now))
     schemas = _schemas()
     staging = STAGING_PREFIX + uuid.uuid4().hex
     created = not storage.exists()
@@ -640,7 +648,8 @@ def run_spark(args: argparse.Namespace) -> int:
             active = SparkSession.getActiveSession()  # a session this process already runs (a notebook, a test)
             spark = active or start_session(session_builder(master, scratch), scratch / "spark.log")
             try:
-                code, summary = run_job(spark, source, out, args.engine, spark.sparkContext.master)
+                code, summary = run_job(spark, source, out, args.engine, spark.sparkContext.master,
+                                        getattr(args, "now", None))
             finally:
                 if active is None:
                     spark.stop()
@@ -695,6 +704,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "spark-submit, the master spark-submit was given)")
     parser.add_argument("--engine", choices=sorted(available()), default=None,
                         help="reasoning engine (default: fast when available)")
+    parser.add_argument("--now", type=instant_argument, default=None, metavar="INSTANT",
+                        help="the reasoning time, an ISO 8601 instant such as 2026-01-31T09:30:00Z (default: when the "
+                        "run starts, one instant for every executor)")
 
 
 def master_of(args: argparse.Namespace) -> str | None:

@@ -18,7 +18,8 @@ import pytest
 pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed")
 
 from benchmarks.cohort import generate, write_bulk, write_files, write_ndjson  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, TEST_NOW  # noqa: E402
+from reasoner.clock import parse_instant  # noqa: E402
 from reasoner import cli  # noqa: E402
 from reasoner import spark as job  # noqa: E402
 
@@ -44,12 +45,12 @@ def cohort(n: int = N, seed: int = SEED) -> tuple[dict, ...]:
 
 def batch(source: Path, out: Path) -> dict[str, str]:
     """The single-machine batch's reports of ``source`` (``recommend INPUT --out DIR``): file stem -> the file's text."""
-    assert cli.main(["recommend", str(source), "--out", str(out)]) in (0, 1, 2)
+    assert cli.main(["recommend", str(source), "--out", str(out), "--now", TEST_NOW]) in (0, 1, 2)
     return {p.stem: p.read_text(encoding="utf-8") for p in out.glob("*.json")}
 
 
 def run(spark: Any, source: Path, out: Path) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:
-    code, summary = job.run_job(spark, str(source), str(out), None, "local[2]")
+    code, summary = job.run_job(spark, str(source), str(out), None, "local[2]", parse_instant(TEST_NOW))
     reports = spark.read.parquet(job.literal(job.as_uri(str(out / "reports"))))
     rows = {row["source"]: row.asDict() for row in reports.collect()}
     return code, summary, rows
@@ -134,7 +135,7 @@ def test_a_bulk_export_is_gathered_by_patient_and_gets_the_batch_reports(spark, 
 @pytest.fixture(scope="module")
 def examples_run(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("examples-run") / "out"
-    job.run_job(spark, str(ROOT / "examples"), str(out), None, "local[2]")
+    job.run_job(spark, str(ROOT / "examples"), str(out), None, "local[2]", parse_instant(TEST_NOW))
     return out
 
 
@@ -220,7 +221,7 @@ def test_anything_a_patient_raises_is_caught_in_the_executor(monkeypatch) -> Non
         return real(g, reasoned)
 
     monkeypatch.setattr(reasoner.unit, "build_report", failing)
-    rows = list(job.reason_partition(None, (), None, iter(lines)))
+    rows = list(job.reason_partition(None, (), None, iter(lines), now=parse_instant(TEST_NOW)))
     assert [r[3] for r in rows] == ["report", "refused", "report"]
     assert rows[1][4] == "could not be reasoned over (ZeroDivisionError: a defect over two lines)"
 
@@ -246,7 +247,7 @@ def test_the_command_on_a_folder_of_cohort_bundles(spark, inputs: Path, tmp_path
 
     out = tmp_path / "out"
     scratch = set(Path(tempfile.gettempdir()).glob("guideline-kg-spark-*"))
-    code = cli.main(["spark", str(inputs / "bundles"), "--out", str(out)])
+    code = cli.main(["spark", str(inputs / "bundles"), "--out", str(out), "--now", TEST_NOW])
     err = capsys.readouterr().err
     assert set(Path(tempfile.gettempdir()).glob("guideline-kg-spark-*")) == scratch  # its scratch folder is gone
     assert code in (0, 1), err
@@ -325,3 +326,20 @@ def test_a_bulk_line_that_is_not_utf8_is_filed_under_its_patient_who_is_refused(
                                                              b'"id":"p1"}'), (file_name, number, kept)])
     assert row[3] == "refused" and row[4] == "p1: Condition.ndjson line 7: not UTF-8 text (byte 83)"
     assert job._patient_key(0, b"{broken", "Condition.ndjson")[0] is None
+
+
+def test_without_now_every_executor_reasons_at_the_one_instant_the_run_started(spark, inputs: Path, tmp_path: Path) -> None:
+    job.run_job(spark, str(inputs / "bundles"), str(tmp_path / "spark"), None, "local[2]")
+    times = {json.loads(r["report_json"])["x-reasoning-time"]
+             for r in spark.read.parquet(str(tmp_path / "spark" / "reports")).collect() if r["report_json"]}
+    assert len(times) == 1
+
+
+def test_now_is_the_reasoning_time_of_every_report(spark, inputs: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(["spark", str(inputs / "bundles"), "--out", str(tmp_path / "out"), "--now", TEST_NOW]) in (0, 1)
+    times = {json.loads(r["report_json"])["x-reasoning-time"]
+             for r in spark.read.parquet(str(tmp_path / "out" / "reports")).collect() if r["report_json"]}
+    assert times == {TEST_NOW}
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["spark", str(inputs / "bundles"), "--out", str(tmp_path / "bad"), "--now", "yesterday"])
+    assert refused.value.code == 2 and "--now" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reasoner.clock import instant_argument
 from reasoner.errors import InputError, OutputError
 from reasoner.engines import available, make_engine
 from reasoner.formats import FORMATS, render
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patient", help="with --endpoint: the patient's IRI")
     p.add_argument("--graph-store", help="with --endpoint: Graph Store Protocol URL")
     p.add_argument("--auth", help="with --endpoint: user:password (HTTP Digest or Basic)")
-    p.add_argument("--now", type=_instant, default=None, metavar="INSTANT",
+    p.add_argument("--now", type=instant_argument, default=None, metavar="INSTANT",
                    help="the reasoning time, an ISO 8601 instant such as 2026-01-31T09:30:00Z (default: now); "
                    "the same input and reasoning time give the same report, byte for byte")
     p.set_defaults(func=run_recommend)
@@ -38,17 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("key", help="a recommendation's action key, a red flag or a diagnosis key")
     e.add_argument("--format", choices=("text", "json", "turtle"), default="text")
     e.add_argument("--engine", choices=sorted(available()), default=None)
-    e.add_argument("--now", type=_instant, default=None, metavar="INSTANT", help="the reasoning time (default: now)")
+    e.add_argument("--now", type=instant_argument, default=None, metavar="INSTANT", help="the reasoning time (default: now)")
     e.set_defaults(func=run_explain)
-
-
-def _instant(text: str):
-    from reasoner.clock import parse_instant
-
-    try:
-        return parse_instant(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_recommend(args: argparse.Namespace) -> int:
