@@ -15,7 +15,8 @@ The protocol
     ``/sparql`` with no query gives the SPARQL 1.1 Service Description.
     ``/queries`` lists the named queries (``queries/*.rq``), ``/queries/{name}``
     runs one with parameters from the query string bound as RDF terms.
-    ``/`` is a query page (HTML and inline JavaScript, nothing from a CDN).
+    ``/`` is a query page (nothing from a CDN). The HTTP side is :mod:`reasoner.endpoint`
+    on the shared layer :mod:`reasoner.http`; this module is the backend it calls.
 
 Safe defaults
     Read-only (an update is refused with 403); FROM, FROM NAMED, the
@@ -30,22 +31,17 @@ Safe defaults
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import queue
-import socket
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlsplit
 
 from rdflib import BNode, Dataset, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import RDF, XSD
@@ -87,6 +83,8 @@ GRAPH_TYPES: dict[str, str] = {
     "application/rdf+xml": "xml",
     "application/json": "json-ld",
 }
+# The Graph Store Protocol's dump of the whole dataset (every named graph).
+DATASET_TYPES: dict[str, str] = {"application/n-quads": "nquads", "application/trig": "trig"}
 # The W3C format IRIs the service description lists (sd:resultFormat).
 FORMAT_IRIS = [FORMATS.SPARQL_Results_JSON, FORMATS.SPARQL_Results_XML, FORMATS.SPARQL_Results_CSV,
                FORMATS.SPARQL_Results_TSV, FORMATS.Turtle, FORMATS["N-Triples"], FORMATS["JSON-LD"], FORMATS.RDF_XML]
@@ -494,6 +492,32 @@ class Service:
                  "params": [{"name": p.name, "type": p.type, "description": p.description} for p in q.params]}
                 for name, q in sorted(self.queries.items())]
 
+    def graph_store(self, name: str | None, default: bool, accept: str | None) -> Answer:
+        """SPARQL 1.1 Graph Store Protocol, read side: one named graph, the default graph (the union),
+        or with neither the whole dataset as N-Quads (or TriG); raises Refused."""
+        dataset = self.pool.dataset
+        if name is None and not default:
+            offers, graph = DATASET_TYPES, None
+        else:
+            offers = GRAPH_TYPES
+            if default:
+                graph = Graph()
+                for prefix, namespace in dataset.namespaces():
+                    graph.bind(prefix, namespace, override=False)
+                for triple in dataset.triples((None, None, None)):
+                    graph.add(triple)
+            else:
+                named = next((g for g in self.graphs if str(g.name) == name), None)
+                if named is None:
+                    raise Refused(HTTPStatus.NOT_FOUND, f"no graph named <{name[:200]}>; the service description "
+                                                        "(/sparql) lists them")
+                graph = named.graph
+        media_type = negotiate(accept, list(offers))
+        if media_type is None:
+            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"this can be given as {', '.join(offers)}")
+        data = (dataset if graph is None else graph).serialize(format=offers[media_type])
+        return Answer(media_type + "; charset=utf-8", data.encode("utf-8") if isinstance(data, str) else data)
+
     def description(self, endpoint: str) -> Graph:
         """The SPARQL 1.1 Service Description of the endpoint."""
         sd = Graph()
@@ -524,335 +548,3 @@ class Service:
             sd.add((graph, VOID.triples, Literal(len(named.graph), datatype=XSD.integer)))
             sd.add((graph, URIRef("http://purl.org/dc/terms/description"), Literal(named.label)))
         return sd
-
-
-class Handler(BaseHTTPRequestHandler):
-    """The HTTP side: routing, authentication, CORS; all answers come from the Service."""
-
-    service: Service  # set on the subclass made by make_server
-    server_version = "guideline-kg"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet unless asked
-        if os.environ.get("GUIDELINE_KG_LOG"):
-            super().log_message(format, *args)
-
-    # -- plumbing
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Vary", "Accept")
-        if self.service.settings.cors:
-            self.send_header("Access-Control-Allow-Origin", self.service.settings.cors)
-            self.send_header("Vary", "Origin")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _error(self, refused: Refused) -> None:
-        extra = {"WWW-Authenticate": 'Bearer realm="guideline-kg"'} if refused.status == HTTPStatus.UNAUTHORIZED else None
-        self._send(refused.status, (refused.message + "\n").encode("utf-8"), "text/plain; charset=utf-8", extra)
-
-    def _authorized(self) -> bool:
-        token = self.service.settings.token
-        if not token:
-            return True
-        given = self.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
-
-    def _body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise Refused(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
-        if length > MAX_BODY_BYTES:
-            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a request body is limited to {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _base(self) -> str:
-        host = self.headers.get("Host") or f"{self.service.settings.host}:{self.service.settings.port}"
-        return f"http://{host}"
-
-    # -- methods
-    def do_OPTIONS(self) -> None:
-        extra = {"Allow": "GET, HEAD, POST, OPTIONS"}
-        if self.service.settings.cors:
-            extra.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                          "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type",
-                          "Access-Control-Max-Age": "600"})
-        self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", extra)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        self._dispatch(None)
-
-    def do_POST(self) -> None:
-        try:
-            body = self._body()
-        except Refused as refused:
-            self.close_connection = True
-            self._error(refused)
-            return
-        self._dispatch(body)
-
-    def _dispatch(self, body: bytes | None) -> None:
-        try:
-            self._route(body)
-        except Refused as refused:
-            self._error(refused)
-
-    def _route(self, body: bytes | None) -> None:
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        params = parse_qs(url.query, keep_blank_values=True)
-        if path == "/" and body is None:
-            self._send(HTTPStatus.OK, PAGE.encode("utf-8"), "text/html; charset=utf-8",
-                       {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                                   "style-src 'unsafe-inline'; connect-src 'self'"})
-            return
-        if not self._authorized():
-            raise Refused(HTTPStatus.UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …)")
-        if path == "/sparql":
-            self._sparql(params, body)
-        elif path == "/queries" and body is None:
-            data = json.dumps({"queries": self.service.query_list(self._base())}, indent=2).encode("utf-8")
-            self._send(HTTPStatus.OK, data + b"\n", "application/json")
-        elif path.startswith("/queries/") and body is None:
-            answer = self._named(path[len("/queries/"):], params)
-            self._send(HTTPStatus.OK, answer.body, answer.content_type)
-        elif path in ("/sparql-update", "/update"):
-            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
-        else:
-            raise Refused(HTTPStatus.NOT_FOUND, "not found: the endpoint is /sparql, the named queries /queries")
-
-    def _named(self, name: str, params: dict[str, list[str]]) -> Answer:
-        accept = self.headers.get("Accept") or ""
-        query = self.service.queries.get(name)
-        if query is not None and "application/sparql-query" in accept.lower():  # the query's own text
-            return Answer("application/sparql-query; charset=utf-8", query.text.encode("utf-8"))
-        return self.service.run_named(name, params, accept)
-
-    def _sparql(self, params: dict[str, list[str]], body: bytes | None) -> None:
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if body is not None:
-            if content_type == "application/sparql-update":
-                raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
-            if content_type == "application/x-www-form-urlencoded":
-                try:
-                    form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-                except UnicodeDecodeError:
-                    raise Refused(HTTPStatus.BAD_REQUEST, "the form is not UTF-8") from None
-                for key, values in form.items():
-                    params.setdefault(key, []).extend(values)
-            elif content_type == "application/sparql-query":
-                try:
-                    params.setdefault("query", []).append(body.decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise Refused(HTTPStatus.BAD_REQUEST, "the query is not UTF-8") from None
-            else:
-                raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "POST a form (application/x-www-form-urlencoded) "
-                                                                 "or a query (application/sparql-query)")
-        if "update" in params or "using-graph-uri" in params or "using-named-graph-uri" in params:
-            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
-        if "default-graph-uri" in params or "named-graph-uri" in params:
-            raise Refused(HTTPStatus.BAD_REQUEST, "default-graph-uri and named-graph-uri are not allowed: "
-                                                  "queries run only over the loaded graphs")
-        queries = params.get("query", [])
-        if not queries:
-            if body is not None:
-                raise Refused(HTTPStatus.BAD_REQUEST, "no query given")
-            self._describe()
-            return
-        if len(queries) > 1:
-            raise Refused(HTTPStatus.BAD_REQUEST, "give one query")
-        answer = self.service.answer(queries[0], self.headers.get("Accept"))
-        self._send(HTTPStatus.OK, answer.body, answer.content_type)
-
-    def _describe(self) -> None:
-        media_type = negotiate(self.headers.get("Accept"), list(GRAPH_TYPES) + ["text/html"])
-        if media_type is None:
-            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"the service description can be given as {', '.join(GRAPH_TYPES)}")
-        if media_type == "text/html":  # a browser opening /sparql gets the query page
-            self._send(HTTPStatus.OK, PAGE.encode("utf-8"), "text/html; charset=utf-8")
-            return
-        graph = self.service.description(self._base() + "/sparql")
-        data = graph.serialize(format=GRAPH_TYPES[media_type])
-        self._send(HTTPStatus.OK, data.encode("utf-8"), media_type + "; charset=utf-8")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_binding(settings: Settings) -> None:
-    """Refuse to listen beyond this machine without a bearer token."""
-    if not is_loopback(settings.host) and not settings.token:
-        raise InputError(f"binding {settings.host} exposes the data beyond this machine: configure a bearer token "
-                         "(--token or GUIDELINE_KG_TOKEN) or bind 127.0.0.1")
-
-
-def make_server(service: Service) -> ThreadingHTTPServer:
-    """An HTTP server bound as the settings say; refuses a non-loopback address without a token."""
-    settings = service.settings
-    check_binding(settings)
-    handler = type("BoundHandler", (Handler,), {"service": service})
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    server_class = type("EndpointServer", (ThreadingHTTPServer,), {
-        "address_family": family, "daemon_threads": True, "request_queue_size": 128})
-    return server_class((settings.host.strip("[]"), settings.port), handler)
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>guideline-kg SPARQL</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5rem; max-width: 80rem; }
-textarea { width: 100%; height: 14rem; font-family: ui-monospace, monospace; font-size: 0.9rem; }
-table { border-collapse: collapse; margin-top: 1rem; font-size: 0.85rem; }
-th, td { border: 1px solid #bbb; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
-th { background: #eee; }
-#status { margin-left: 1rem; }
-.error { color: #a00; white-space: pre-wrap; }
-pre { background: #f6f6f6; padding: 0.5rem; overflow: auto; }
-</style>
-</head>
-<body>
-<h1>guideline-kg SPARQL</h1>
-<p>The endpoint is <code>/sparql</code>; the default graph is the union of the named graphs
-(the guideline, its OWL-RL inferences and one graph per patient report). Named queries: <code>/queries</code>.</p>
-<form id="form">
-<label for="named">Named query:</label>
-<select id="named"><option value="">(write your own)</option></select>
-<textarea id="query" name="query" spellcheck="false">PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
-SELECT ?graph (COUNT(*) AS ?triples)
-WHERE { GRAPH ?graph { ?s ?p ?o } }
-GROUP BY ?graph
-ORDER BY ?graph</textarea>
-<p><label>Token (only if the server needs one): <input id="token" type="password" autocomplete="off"></label></p>
-<button id="run" type="submit">Run</button><span id="status"></span>
-</form>
-<div id="output"></div>
-<script>
-"use strict";
-const form = document.getElementById("form");
-const text = document.getElementById("query");
-const named = document.getElementById("named");
-const output = document.getElementById("output");
-const statusLine = document.getElementById("status");
-
-function headers(accept) {
-  const h = {"Accept": accept, "Content-Type": "application/sparql-query"};
-  const token = document.getElementById("token").value;
-  if (token) { h["Authorization"] = "Bearer " + token; }
-  return h;
-}
-
-function cell(term) {
-  if (!term) { return ""; }
-  if (term.type === "uri") { return "<" + term.value + ">"; }
-  if (term.type === "bnode") { return "_:" + term.value; }
-  return term.value + (term["xml:lang"] ? "@" + term["xml:lang"] : "");
-}
-
-function table(data) {
-  const t = document.createElement("table");
-  t.id = "results";
-  if (data.boolean !== undefined) {
-    t.innerHTML = "<tr><th>ASK</th></tr>";
-    const row = t.insertRow();
-    row.insertCell().textContent = String(data.boolean);
-    return t;
-  }
-  const head = t.createTHead().insertRow();
-  for (const name of data.head.vars) {
-    const th = document.createElement("th");
-    th.textContent = name;
-    head.appendChild(th);
-  }
-  const body = t.createTBody();
-  for (const binding of data.results.bindings) {
-    const row = body.insertRow();
-    for (const name of data.head.vars) { row.insertCell().textContent = cell(binding[name]); }
-  }
-  return t;
-}
-
-async function run() {
-  output.textContent = "";
-  statusLine.textContent = "running…";
-  const started = performance.now();
-  try {
-    const response = await fetch("sparql", {method: "POST", body: text.value,
-      headers: headers("application/sparql-results+json, text/turtle;q=0.9")});
-    const type = response.headers.get("Content-Type") || "";
-    if (!response.ok) {
-      const p = document.createElement("p");
-      p.className = "error";
-      p.id = "error";
-      p.textContent = response.status + " " + await response.text();
-      output.appendChild(p);
-      statusLine.textContent = "";
-      return;
-    }
-    if (type.startsWith("application/sparql-results+json")) {
-      const data = await response.json();
-      output.appendChild(table(data));
-      const rows = data.results ? data.results.bindings.length : 1;
-      statusLine.textContent = rows + " row(s) in " + Math.round(performance.now() - started) + " ms";
-    } else {
-      const pre = document.createElement("pre");
-      pre.id = "graph";
-      pre.textContent = await response.text();
-      output.appendChild(pre);
-      statusLine.textContent = "graph in " + Math.round(performance.now() - started) + " ms";
-    }
-  } catch (error) {
-    statusLine.textContent = "";
-    output.innerHTML = "<p class='error' id='error'></p>";
-    output.firstChild.textContent = String(error);
-  }
-}
-
-form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
-
-async function loadNamed() {
-  try {
-    const response = await fetch("queries", {headers: headers("application/json")});
-    if (!response.ok) { return; }
-    const data = await response.json();
-    for (const q of data.queries) {
-      const option = document.createElement("option");
-      option.value = q.name;
-      option.textContent = q.name + (q.summary ? " — " + q.summary.slice(0, 80) : "");
-      named.appendChild(option);
-    }
-    named.addEventListener("change", async () => {
-      if (!named.value) { return; }
-      const q = data.queries.find((item) => item.name === named.value);
-      const source = await fetch("queries/" + encodeURIComponent(q.name),
-                                 {headers: headers("application/sparql-query")});
-      if (source.ok) { text.value = await source.text(); }
-    });
-  } catch (error) { /* the list is a convenience */ }
-}
-
-const given = new URLSearchParams(window.location.search).get("query");
-loadNamed();
-if (given) { text.value = given; form.requestSubmit(); }
-</script>
-</body>
-</html>
-"""

@@ -38,7 +38,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
         return reasoner.cds.serve_cds(args)
     from reasoner.guideline import Guideline
-    from reasoner.serve import Service, Settings, check_binding, guideline_graphs, make_server, read_reports
+    from reasoner.endpoint import check_settings, make_server
+    from reasoner.serve import Service, Settings, guideline_graphs, read_reports
 
     if args.timeout <= 0:
         raise InputError("--timeout must be a positive number of seconds")
@@ -47,7 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     settings = Settings(host=args.host, port=args.port, timeout=args.timeout, token=token, cors=args.cors,
                         workers=args.workers)
-    check_binding(settings)
+    check_settings(settings)
     graphs = guideline_graphs(Guideline.load())
     if args.reports is not None:
         graphs += read_reports(args.reports)
@@ -60,10 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except InputError:
         service.pool.close()
         raise
-    host, port = server.server_address[:2]
-    settings.port = port
-    shown = f"[{host}]" if ":" in str(host) else host
-    sys.stderr.write(f"guideline-kg: SPARQL endpoint at http://{shown}:{port}/sparql "
+    sys.stderr.write(f"guideline-kg: SPARQL endpoint at {server.url}/sparql "
                      f"({len(graphs)} named graphs, {args.timeout:g} s per query); Ctrl-C stops\n")
     sys.stderr.flush()
     signal.signal(signal.SIGTERM, _stop)
