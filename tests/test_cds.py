@@ -5,7 +5,7 @@ specification's rules (checked here, independently of the service's own checker)
 from __future__ import annotations
 
 import json
-import threading
+import urllib.error
 import urllib.request
 import uuid
 from functools import lru_cache
@@ -146,12 +146,11 @@ def test_discovery_lists_the_three_hooks_with_prefetch_for_patient_conditions_ob
 
 
 def test_service_answers_over_http_on_localhost_with_cors_for_the_origin_given():
-    server = make_server(CdsService(guideline(), engine(), cors="https://sandbox.example.org"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        with urllib.request.urlopen(f"http://{host}:{port}/cds-services", timeout=30) as response:
+    with make_server(CdsService(guideline(), engine()), "127.0.0.1", 0, cors="https://sandbox.example.org") as server:
+        host, port = server.address
+        discovery = urllib.request.Request(f"http://{host}:{port}/cds-services",
+                                           headers={"Origin": "https://sandbox.example.org"})
+        with urllib.request.urlopen(discovery, timeout=30) as response:
             assert response.status == 200
             assert response.headers["Access-Control-Allow-Origin"] == "https://sandbox.example.org"
             assert response.headers["Content-Type"].startswith("application/json")
@@ -162,9 +161,6 @@ def test_service_answers_over_http_on_localhost_with_cors_for_the_origin_given()
         with urllib.request.urlopen(req, timeout=120) as response:
             cards = json.load(response)["cards"]
         assert [c["indicator"] for c in cards] == ["warning"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---- patient-view ----
@@ -319,19 +315,173 @@ def test_bad_requests_get_a_4xx_with_a_message(path, body, status):
     assert got == status and answer["error"]
 
 
-def test_with_a_token_every_request_needs_it():
-    guarded = CdsService(guideline(), engine(), token="s3cret")
-    assert guarded.handle("GET", "/cds-services").status == 401
-    assert guarded.handle("GET", "/cds-services", authorization="Bearer wrong").status == 401
-    assert guarded.handle("GET", "/cds-services", authorization="Bearer s3cret").status == 200
-
-
-def test_serving_beyond_localhost_without_a_token_is_refused(monkeypatch, capsys):
+def test_serving_beyond_localhost_without_cds_authentication_is_refused(monkeypatch, capsys):
     monkeypatch.delenv("GUIDELINE_KG_TOKEN", raising=False)
     from reasoner.cli import main
 
     assert main(["serve", "--cds-hooks", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "bearer token" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trusted-issuer" in err
+    # a static token is not CDS Hooks authentication
+    assert main(["serve", "--cds-hooks", "--host", "0.0.0.0", "--port", "0", "--token", "s3cret"]) == 2
+    assert "JWT" in capsys.readouterr().err
+
+
+# ---- the patient of the request ----
+
+def _with_patient(patient: Any) -> dict[str, Any]:
+    body = request("patient-view")
+    body["prefetch"]["patient"] = patient
+    return body
+
+
+def test_a_prefetched_patient_without_id_or_with_another_id_is_refused_never_answered():
+    body = request("patient-view")
+    patient = dict(body["prefetch"]["patient"])
+    del patient["id"]
+    for wrong in (patient, {**patient, "id": "someone-else"}):
+        status, answer = post("/cds-services/patient-view", _with_patient(wrong))
+        assert status == 400 and "cards" not in answer and "context.patientId" in answer["error"]
+    assert post("/cds-services/patient-view", request("patient-view"))[0] == 200
+
+
+@pytest.mark.parametrize("patient", [
+    {"resourceType": "Bundle", "type": "searchset", "entry": []},
+    {"resourceType": "Bundle", "type": "searchset"},
+])
+def test_an_empty_patient_prefetch_is_a_4xx_not_a_500(patient):
+    status, answer = post("/cds-services/patient-view", _with_patient(patient))
+    assert status == 400 and "Patient" in answer["error"]
+
+
+@pytest.mark.parametrize("rid, kept", [("sr-1.a", True), ("a" * 64, True), ("a" * 65, False), ("../x", False),
+                                       ("sr 1", False), ("sr1/_history/2", False), ("", False)])
+def test_a_draft_id_becomes_a_resource_id_only_when_it_is_a_valid_fhir_id(rid, kept):
+    cards = cards_for("order-sign", order_request("order-sign", [(rid, BONE_SCAN)]))
+    named = {a["resourceId"] for c in cards for s in c.get("suggestions", []) for a in s["actions"]
+             if a["type"] == "delete"}
+    assert len(cards) == 1  # the order is checked either way
+    assert named == ({f"ServiceRequest/{rid}"} if kept else set())
+
+
+def _temperature(body: dict[str, Any], value: Any) -> dict[str, Any]:
+    for entry in body["prefetch"]["observations"]["entry"]:
+        if entry["resource"]["code"]["coding"][0]["code"] == "8310-5":
+            entry["resource"]["valueQuantity"]["value"] = value
+    return body
+
+
+def test_the_cache_keys_on_the_exact_json_so_a_refused_input_is_never_answered_from_it():
+    fresh = CdsService(guideline(), engine())
+    number = _temperature(request("patient-view"), 38.6)
+    text = _temperature(request("patient-view"), "38.6")
+    first = fresh.handle("POST", "/cds-services/patient-view", json.dumps(number).encode())
+    refused = fresh.handle("POST", "/cds-services/patient-view", json.dumps(text).encode())
+    assert first.status == 200 and first.body["cards"]
+    assert refused.status == 400 and "cards" not in refused.body
+    # and the other way round, on a service whose cache saw the refused one first
+    other = CdsService(guideline(), engine())
+    assert other.handle("POST", "/cds-services/patient-view", json.dumps(text).encode()).status == 400
+    assert other.handle("POST", "/cds-services/patient-view", json.dumps(number).encode()).status == 200
+
+
+# ---- CDS Hooks 2.0 authentication (JWT signed by the EHR) ----
+
+ISS, BASE = "https://ehr.example.org", "https://cds.example.org"
+
+
+@lru_cache(maxsize=1)
+def keys() -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = {"keys": [{**json.loads(RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1", "alg": "RS384"},
+                     {**json.loads(ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "ec-1", "alg": "ES384"}]}
+    return {"rsa": rsa_key, "ec": ec_key, "other": other, "jwks": jwks}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> CdsService:
+    from reasoner.cdsauth import JwtVerifier, parse_issuer
+
+    path = tmp_path_factory.mktemp("jwks") / "ehr.json"
+    path.write_text(json.dumps(keys()["jwks"]))
+    issuer = parse_issuer(f"{ISS}={path}")
+    return CdsService(guideline(), engine(), JwtVerifier({ISS: issuer}, BASE))
+
+
+def token(path: str = "/cds-services", key: str = "rsa", alg: str = "RS384", kid: str | None = None,
+          **claims: Any) -> str:
+    import time
+    import jwt
+
+    now = int(time.time())
+    own_jku = claims.pop("jku", None)
+    payload = {"iss": ISS, "aud": BASE + path, "iat": now, "exp": now + 120, "jti": str(uuid.uuid4()), **claims}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    headers = {"kid": kid or {"rsa": "rsa-1", "ec": "ec-1", "other": "rsa-1"}[key]}
+    if own_jku:
+        headers["jku"] = "https://attacker.example.org/jwks.json"
+    secret = "not-a-key-" * 8 if alg == "HS384" else keys()[key]
+    return jwt.encode(payload, secret, algorithm=alg, headers=headers)
+
+
+def test_a_jwt_of_a_trusted_issuer_for_this_service_is_accepted_rs384_and_es384(guarded):
+    assert guarded.handle("GET", "/cds-services", authorization=f"Bearer {token()}").status == 200
+    assert guarded.handle("GET", "/cds-services", authorization=f"Bearer {token(key='ec', alg='ES384')}").status == 200
+    body = json.dumps(request("patient-view")).encode()
+    answer = guarded.handle("POST", "/cds-services/patient-view", body,
+                            f"Bearer {token('/cds-services/patient-view')}")
+    assert answer.status == 200 and answer.body["cards"]
+
+
+def test_the_same_jwt_twice_is_a_replay_and_refused(guarded):
+    once = f"Bearer {token()}"
+    assert guarded.handle("GET", "/cds-services", authorization=once).status == 200
+    again = guarded.handle("GET", "/cds-services", authorization=once)
+    assert again.status == 401 and "replay" in again.body["error"]
+
+
+@pytest.mark.parametrize("why, authorization", [
+    ("no token", lambda: None),
+    ("a static token", lambda: "Bearer s3cret"),
+    ("another service's aud", lambda: f"Bearer {token('/cds-services/order-sign')}"),
+    ("another host's aud", lambda: f"Bearer {token(aud='https://elsewhere.example.org/cds-services')}"),
+    ("an untrusted issuer", lambda: f"Bearer {token(iss='https://evil.example.org')}"),
+    ("a key the issuer does not have", lambda: f"Bearer {token(key='other')}"),
+    ("HMAC instead of a signature", lambda: f"Bearer {token(alg='HS384')}"),
+    ("RS256", lambda: f"Bearer {token(alg='RS256')}"),
+    ("expired", lambda: f"Bearer {token(iat=1_700_000_000, exp=1_700_000_100)}"),
+    ("issued in the future", lambda: f"Bearer {token(iat=4_000_000_000, exp=4_000_000_100)}"),
+    ("living over five minutes", lambda: f"Bearer {token(exp=int(__import__('time').time()) + 3600)}"),
+    ("no jti", lambda: f"Bearer {token(jti=None)}"),
+    ("no exp", lambda: f"Bearer {token(exp=None)}"),
+    ("a jku of its own", lambda: f"Bearer {token(jku=True)}"),
+])
+def test_a_jwt_that_is_not_exactly_right_gets_401(guarded, why, authorization):
+    answer = guarded.handle("GET", "/cds-services", authorization=authorization())
+    assert answer.status == 401 and answer.body["error"], why
+
+
+def test_over_http_on_loopback_the_jwt_is_checked_when_configured_and_not_needed_otherwise(guarded):
+    def get(server, authorization=None) -> int:
+        host, port = server.address
+        headers = {"Authorization": authorization} if authorization else {}
+        req = urllib.request.Request(f"http://{host}:{port}/cds-services", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with make_server(guarded) as server:
+        assert get(server) == 401
+        assert get(server, f"Bearer {token()}") == 200
+    with make_server(service()) as server:
+        assert get(server) == 200
 
 
 def test_feedback_is_accepted_and_recorded():

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_VARIABLE})")
     p.add_argument("--cors", metavar="ORIGIN", help="allow this origin to query from a browser (CORS is off by default)")
     p.add_argument("--cds-hooks", action="store_true", help="serve CDS Hooks instead of SPARQL (see reasoner.cds)")
+    p.add_argument("--trusted-issuer", action="append", metavar="ISSUER=JWKS",
+                   help="CDS Hooks: a CDS client (EHR) whose signed JWTs are accepted, with its public keys: a JWKS "
+                        "file or its https URL (the only URL ever fetched for it); repeatable. Needed beyond loopback")
+    p.add_argument("--public-url", metavar="URL", help="CDS Hooks: this service's base URL as the EHR calls it "
+                   "(e.g. https://cds.example.org); a JWT's aud must be this URL + the service's path")
     p.set_defaults(func=run_serve)
 
 
