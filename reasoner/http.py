@@ -39,7 +39,7 @@ import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -89,9 +89,12 @@ def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 (whatever the Python version says)
+    return address.is_loopback
 
 
 def check_binding(host: str, secured: bool, what: str, how: str) -> None:
@@ -185,7 +188,11 @@ def build_app(routes: Iterable[Any], settings: HttpSettings, error: ErrorRespond
         status = getattr(exc, "status_code", 404)
         return error(Refused(status, "not found" if status == 404 else HTTPStatus(status).phrase.lower()))
 
-    app = Starlette(routes=list(routes), exception_handlers={Refused: refused, 404: not_found, 405: not_found})
+    async def gone(request: Request, exc: Exception) -> Response:
+        return Response(b"", 400, {"Connection": "close"})  # the client hung up: nobody reads this
+
+    app = Starlette(routes=list(routes), exception_handlers={Refused: refused, ClientDisconnect: gone,
+                                                             404: not_found, 405: not_found})
     app.add_middleware(_Guard, settings=settings, open_paths=open_paths, error=error)
     if settings.cors:  # outermost: a preflight carries no token
         app.add_middleware(CORSMiddleware, allow_origins=[settings.cors], allow_methods=["GET", "POST", "OPTIONS"],
