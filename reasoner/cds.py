@@ -62,7 +62,7 @@ from reasoner.report import Report, build_report
 BASE_PATH = "/cds-services"
 SPEC_VERSION = "2.0"
 MAX_BODY_BYTES = 20 * 1024 * 1024
-MAX_PREFETCH_RESOURCES = 2000  # one patient's record as a CDS client prefetches it; more is refused at once (413)
+MAX_PREFETCH_RESOURCES = 1000  # one patient's record as a CDS client prefetches it; more is refused at once (413)
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 SUMMARY_LIMIT = 139  # the specification: "<140-character summary"
 CACHE_SIZE = 64

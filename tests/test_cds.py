@@ -5,6 +5,7 @@ specification's rules (checked here, independently of the service's own checker)
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -499,3 +500,65 @@ def test_feedback_is_accepted_and_recorded():
 def test_feedback_without_an_outcome_is_refused():
     status, answer = post("/cds-services/order-select/feedback", {"feedback": [{"card": "x"}]})
     assert status == 400 and "outcome" in answer["error"]
+
+
+# ---- one large patient does not hold up the others ----
+
+def _padded(extra: int) -> bytes:
+    """A patient-view request whose Conditions and Observations are repeated (new ids) ``extra`` times in all."""
+    body = request("patient-view")
+    for key in ("conditions", "observations"):
+        entries = body["prefetch"][key]["entry"]
+        copies = []
+        for i in range(extra // 2):
+            entry = json.loads(json.dumps(entries[i % len(entries)]))
+            entry["resource"]["id"] = f"{key}-copy-{i}"
+            entry.pop("fullUrl", None)
+            copies.append(entry)
+        body["prefetch"][key]["entry"] = entries + copies
+    return json.dumps(body).encode()
+
+
+def _timed_post(url: str, body: bytes, out: dict[str, Any]) -> None:
+    import time
+
+    started = time.perf_counter()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as response:
+            out["status"] = response.status
+            out["body"] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        out["status"] = exc.code
+        out["body"] = json.load(exc)
+    out["seconds"] = time.perf_counter() - started
+
+
+def test_a_large_prefetch_does_not_hold_up_an_ordinary_call_and_an_oversized_one_is_refused_at_once():
+    from reasoner.cds import MAX_PREFETCH_RESOURCES
+
+    large, ordinary = _padded(400), json.dumps(request("patient-view", "negative-mri.json")).encode()
+    with make_server(CdsService(guideline(), engine())) as server:
+        url = f"http://127.0.0.1:{server.address[1]}/cds-services/patient-view"
+        alone: dict[str, Any] = {}
+        _timed_post(url, large, alone)  # the large patient alone (then cached: the run below uses a new copy)
+        large = _padded(402)
+        assert alone["status"] == 200
+        slow: dict[str, Any] = {}
+        thread = threading.Thread(target=_timed_post, args=(url, large, slow))
+        thread.start()
+        import time
+        time.sleep(min(0.3, alone["seconds"] / 4))  # the large one is being reasoned
+        meanwhile: dict[str, Any] = {}
+        _timed_post(url, ordinary, meanwhile)
+        large_still_running = thread.is_alive()
+        thread.join()
+        oversized: dict[str, Any] = {}
+        _timed_post(url, _padded(MAX_PREFETCH_RESOURCES + 10), oversized)
+    print(f"\nlarge alone {alone['seconds']:.2f} s, large beside {slow['seconds']:.2f} s, "
+          f"ordinary meanwhile {meanwhile['seconds']:.2f} s, oversized refused in {oversized['seconds']:.2f} s")
+    assert slow["status"] == 200 and meanwhile["status"] == 200 and meanwhile["body"]["cards"]
+    assert large_still_running  # with reasoning under one lock the ordinary call would wait for the large one
+    assert meanwhile["seconds"] < alone["seconds"] / 2
+    assert oversized["status"] == 413 and str(MAX_PREFETCH_RESOURCES) in oversized["body"]["error"]
+    assert oversized["seconds"] < alone["seconds"] / 2
