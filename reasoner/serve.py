@@ -45,8 +45,8 @@ from collections.abc import Mapping
 
 from rdflib import BNode, Dataset, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import RDF, XSD
-from rdflib.plugins.sparql import prepareQuery
-from rdflib.plugins.sparql.parser import parseUpdate
+from rdflib.plugins.sparql.algebra import translateQuery
+from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.sparql import Query as PreparedQuery
 from rdflib.query import Result
 from rdflib.term import Node
@@ -191,10 +191,59 @@ class Checked:
 _FORMS = {"SelectQuery": "SELECT", "AskQuery": "ASK", "ConstructQuery": "CONSTRUCT", "DescribeQuery": "DESCRIBE"}
 
 
+# rdflib's SPARQL parser (pyparsing) is not thread-safe: queries parsed at once in the server's threads
+# fail at random. Every parse in this process holds this lock; workers are forked holding it too, so a
+# worker never starts with a parse half done (and its own copy of the lock is free).
+PARSE_LOCK = threading.Lock()
+
+
+def prepare(text: str) -> PreparedQuery:
+    """Parse a query (under PARSE_LOCK unless in a worker): prefixes must be declared, as SPARQL says
+    (rdflib would quietly take rdf:, owl:, schema: … from its own table), and the CONSTRUCT WHERE short
+    form gets its template (rdflib loses it under LIMIT, OFFSET or ORDER BY). Raises Refused or a parse error."""
+    with PARSE_LOCK:
+        return _prepare(text)
+
+
+def _prepare(text: str, strict: bool = True) -> PreparedQuery:
+    parsed = parseQuery(text)
+    undeclared = _undeclared_prefixes(parsed) if strict else []
+    if undeclared:
+        raise Refused(HTTPStatus.BAD_REQUEST, f"prefix {', '.join(p + ':' for p in undeclared)} is used but not "
+                                              "declared (add PREFIX lines)")
+    prepared = translateQuery(parsed)
+    algebra = prepared.algebra
+    if algebra.name == "ConstructQuery" and not algebra.get("template"):
+        node = algebra.p
+        while node is not None and getattr(node, "name", None) != "BGP":
+            node = node.get("p") if hasattr(node, "get") else None
+        algebra["template"] = list(node.triples) if node is not None else []
+    return prepared
+
+
+def _undeclared_prefixes(parsed: Any) -> list[str]:
+    declared, used = set(), set()
+    stack = [parsed]
+    while stack:
+        node = stack.pop()
+        name = getattr(node, "name", None)
+        if name == "PrefixDecl":
+            declared.add(node.get("prefix") or "")
+        elif name == "pname":
+            used.add(node.get("prefix") or "")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)) or type(node).__name__ == "ParseResults":
+            stack.extend(list(node))
+    return sorted(used - declared)
+
+
 def check_query(text: str) -> Checked:
     """Parse a query; raise Refused (403 for an update, 400 for anything reaching outside the dataset)."""
     try:
-        prepared = prepareQuery(text)
+        prepared = prepare(text)
+    except Refused:
+        raise
     except Exception as exc:  # pyparsing and rdflib raise several types
         if _is_update(text):
             raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update (including LOAD) "
@@ -212,7 +261,8 @@ def _form(prepared: PreparedQuery) -> str:
 
 def _is_update(text: str) -> bool:
     try:
-        parseUpdate(text)
+        with PARSE_LOCK:
+            parseUpdate(text)
     except Exception:
         return False
     return True
@@ -343,7 +393,7 @@ def _worker_main(dataset: Dataset, conn: multiprocessing.connection.Connection) 
         except EOFError:
             return
         try:
-            result = dataset.query(job.text, initBindings=job.bindings or None)
+            result = dataset.query(_prepare(job.text, strict=False), initBindings=job.bindings or None)
             conn.send(("ok", serialize(result, job.fmt)))
         except Exception as exc:  # an evaluation error ends this query only
             conn.send(("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
@@ -380,7 +430,8 @@ class WorkerPool:
             self._add()
 
     def _add(self) -> None:
-        worker = _Worker(self._context, self.dataset)
+        with PARSE_LOCK:  # no parse half done in the copy the worker gets
+            worker = _Worker(self._context, self.dataset)
         with self._lock:
             self._all.add(worker)
         self._idle.put(worker)
@@ -443,7 +494,9 @@ class Service:
 
     @classmethod
     def start(cls, graphs: list[NamedGraph], settings: Settings, queries: dict[str, QueryFile] | None = None) -> Service:
-        queries = load_folder(resources.queries_dir()) if queries is None else queries
+        if queries is None:  # the population queries, and the guideline's QC checks as qc/{name}
+            queries = load_folder(resources.queries_dir())
+            queries.update({f"qc/{name}": q for name, q in load_folder(resources.queries_dir() / "qc").items()})
         forms = {name: _form(query.prepared()) for name, query in queries.items()}
         pool = WorkerPool(build_dataset(graphs), settings.workers, settings.timeout)
         return cls(graphs, queries, pool, settings, forms)
