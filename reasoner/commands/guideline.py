@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("query", help="run a query over the guideline with OWL-RL inference",
                        description="Run a competency query (queries/<name>.rq), a QC query (qc/<name>) or a "
                        ".rq file over the OWL-RL closure of the guideline.")
-    q.add_argument("query", nargs="?", help="a query name (see --list) or the path of a .rq file")
+    q.add_argument("query", nargs="?", help="a query name (see --list), the path of a .rq file, or - to read it from stdin")
     q.add_argument("--format", choices=QUERY_FORMATS, default="table")
     q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a parameter the query declares ('#+ param:'); a parameter left out matches anything")
