@@ -154,6 +154,10 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         answer = await _call(service.run_named, name, params, accept)
         return _send(request, settings, 200, answer.body, answer.content_type)
 
+    async def prefixes(request: Request) -> Response:
+        data = json.dumps({"prefixes": await in_thread(service.prefixes)}, indent=2).encode("utf-8")
+        return _send(request, settings, 200, data + b"\n", "application/json")
+
     async def update(request: Request) -> Response:
         raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
 
@@ -181,6 +185,7 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         Route("/queries/", query_list, methods=["GET", "HEAD"]),
         Route("/queries/{name:path}", named, methods=["GET", "HEAD"]),
         Route("/store", store, methods=["GET", "HEAD"]),
+        Route("/prefixes", prefixes, methods=["GET", "HEAD"]),
         Route("/sparql-update", update, methods=["GET", "HEAD", "POST"]),
         Route("/update", update, methods=["GET", "HEAD", "POST"]),
         *page_route_list,

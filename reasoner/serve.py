@@ -545,6 +545,19 @@ class Service:
                  "params": [{"name": p.name, "type": p.type, "description": p.description} for p in q.params]}
                 for name, q in sorted(self.queries.items())]
 
+    def prefixes(self) -> dict[str, str]:
+        """The prefixes of the dataset's graphs whose namespace some IRI in them uses (for the query page)."""
+        if "prefixes" not in self.__dict__.setdefault("_memo", {}):
+            bound: dict[str, str] = {}
+            for named in self.graphs[:2]:  # the guideline graphs: the reports use the same vocabulary
+                bound.update({p: str(n) for p, n in named.graph.namespaces() if p and p not in bound})
+            iris = {str(t) for named in self.graphs[:2] for triple in named.graph for t in triple
+                    if isinstance(t, URIRef)}
+            starts = {iri[: max(iri.rfind("#"), iri.rfind("/"), iri.rfind(":")) + 1] for iri in iris}
+            self._memo["prefixes"] = {p: n for p, n in sorted(bound.items())
+                                      if any(start.startswith(n) for start in starts)}
+        return dict(self._memo["prefixes"])
+
     def graph_store(self, name: str | None, default: bool, accept: str | None) -> Answer:
         """SPARQL 1.1 Graph Store Protocol, read side: one named graph, the default graph (the union),
         or with neither the whole dataset as N-Quads (or TriG); raises Refused."""
