@@ -38,7 +38,8 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 from http import HTTPStatus
 from typing import Any
 
@@ -66,7 +67,6 @@ MAX_PREFETCH_RESOURCES = 1000  # one patient's record as a CDS client prefetches
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 SUMMARY_LIMIT = 139  # the specification: "<140-character summary"
 CACHE_SIZE = 64
-INDICATORS = ("info", "warning", "critical")
 TOPIC_SYSTEM = "https://w3id.org/guideline-kg/cds-topic"
 
 # prefetch key -> (template, resource type it holds). The patient's own resources only:
@@ -82,27 +82,27 @@ PREFETCH = {
 
 @dataclass(frozen=True)
 class Hook:
-    """One service of the discovery document; its id is the hook's name."""
+    """One service of the discovery document (read from the graph: ontology/cds-hooks.ttl); its id is the hook."""
 
     id: str
     title: str
     description: str
+    alternatives_kind: str = ""  # concept kind whose argued-against orders get same-kind alternatives suggested
+    override_kind: str = ""  # concept kind whose concepts are offered as override reasons
 
 
-SERVICES = {
-    "patient-view": Hook(
-        "patient-view", "Mid-lumbar mass: red flags, imaging and follow-up",
-        "When the chart of a patient with a palpable mid-lumbar mass opens: the red flags found, the imaging to "
-        "order now and how urgently, what not to order, and the follow-up the imaging results call for."),
-    "order-select": Hook(
-        "order-select", "Mid-lumbar mass: imaging order check",
-        "While an order is being selected: checks draft ServiceRequests against the guideline's recommendations "
-        "for this patient (e.g. MRI without contrast alone, bone scan, ultrasound, physical therapy too early)."),
-    "order-sign": Hook(
-        "order-sign", "Mid-lumbar mass: imaging order check before signing",
-        "Before orders are signed: the same check as order-select over every draft ServiceRequest; "
-        "appropriate orders pass silently."),
-}
+def hook_services(guideline: Guideline) -> dict[str, Hook]:
+    """The services the graph describes (gkg:CdsService), by hook."""
+    query = load_folder(resources.queries_dir() / "cds")["services"]
+    rows = [tuple(str(v) if v is not None else "" for v in row) for row in guideline.graph.query(query.prepared())]
+    return {hook: Hook(hook, title, description, alternatives, override)
+            for hook, title, description, alternatives, override in rows}
+
+
+def card_indicators(guideline: Guideline) -> dict[str, str]:
+    """Urgency notation -> the CDS Hooks card indicator the graph gives it."""
+    query = load_folder(resources.queries_dir() / "cds")["indicators"]
+    return {str(urgency): str(indicator) for urgency, indicator in guideline.graph.query(query.prepared())}
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class CdsService:
                     raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {BASE_PATH}")
                 return Answer(200, self.discovery())
             match = re.fullmatch(re.escape(BASE_PATH) + r"/([A-Za-z0-9._-]+)(/feedback)?", path)
-            if not match or match.group(1) not in SERVICES:
+            if not match or match.group(1) not in self.services:
                 raise HookError(HTTPStatus.NOT_FOUND, f"no CDS service at {path[:100]}")
             if method != "POST":
                 raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}; use POST")
@@ -215,12 +215,12 @@ class CdsService:
                               "prefetch": prefetch,
                               "usageRequirements": "Send every prefetch key: the service does not query the "
                                                    "FHIR server and answers 412 when one is missing."}
-                             for hook in SERVICES.values()]}
+                             for hook in self.services.values()]}
 
     # ---- hooks ----
 
     def call(self, service_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        hook = SERVICES[service_id]
+        hook = self.services[service_id]
         if request.get("hook") != hook.id:
             raise HookError(HTTPStatus.BAD_REQUEST, f"hook must be {hook.id!r} for this service")
         if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
@@ -316,6 +316,14 @@ class CdsService:
     # ---- cards ----
 
     @cached_property
+    def services(self) -> dict[str, Hook]:
+        return hook_services(self.guideline)
+
+    @cached_property
+    def indicators(self) -> dict[str, str]:
+        return card_indicators(self.guideline)
+
+    @cached_property
     def statements(self) -> dict[str, Quoted]:
         return guideline_statements(self.guideline)
 
@@ -394,7 +402,7 @@ class CdsService:
         fors = [r for r in data["recommendations"] if r["direction"] == "for"]
         for rec in fors:
             urgency = rec.get("urgency")
-            indicator = {"emergent": "critical", "immediate": "warning"}.get(urgency or "", "info")
+            indicator = self.indicators.get(urgency or "", "info")
             when = f" ({urgency})" if urgency else ""
             verb = "Order now" if urgency else "Next step"
             suggestion = self._create_suggestion(rec["action"], patient_ref, urgency)
@@ -453,14 +461,17 @@ class CdsService:
         if not data["conforms"] or not data["applicable"] or not drafts:
             return []
         recs = data["recommendations"]
-        recommended_imaging = [r for r in recs if r["direction"] == "for" and self._kind(r["action"]["key"]) == "imaging"]
+        service = self.services[hook]
+        recommended_imaging = [r for r in recs if r["direction"] == "for"
+                               and self._kind(r["action"]["key"]) == service.alternatives_kind]
         drafted = {d.key for d in drafts}
         cards = []
         for draft in drafts:
             against = next((r for r in recs if r["direction"] == "against" and r["action"]["key"] == draft.key), None)
             chosen = next((r for r in recs if r["direction"] == "for" and r["action"]["key"] == draft.key), None)
             if against is not None:
-                cards.append(self._against_card(report, draft, against, recommended_imaging, drafted, patient_ref))
+                cards.append(self._against_card(report, draft, against, recommended_imaging, drafted, patient_ref,
+                                                service))
             elif chosen is not None and hook == "order-select":
                 urgency = f", {chosen['urgency']}" if chosen.get("urgency") else ""
                 cards.append(self._card(
@@ -471,8 +482,9 @@ class CdsService:
         return cards
 
     def _against_card(self, report: Report, draft: DraftOrder, rec: dict[str, Any],
-                      recommended_imaging: list[dict[str, Any]], drafted: set[str], patient_ref: str) -> dict[str, Any]:
-        imaging = self._kind(draft.key) == "imaging"
+                      recommended_imaging: list[dict[str, Any]], drafted: set[str], patient_ref: str,
+                      service: Hook) -> dict[str, Any]:
+        imaging = bool(service.alternatives_kind) and self._kind(draft.key) == service.alternatives_kind
         alternatives = [a for a in recommended_imaging if a["action"]["key"] != draft.key]
         alongside = [a for a in alternatives if a["action"]["key"] in drafted]
         indicator = "warning"
@@ -503,7 +515,7 @@ class CdsService:
         # The context concepts (MRI contraindicated, unavailable) are what the record may lack: the reasons to override.
         override = [{"system": LOCAL_SYSTEM, "code": key, "display": concept.label}
                     for key, concept in sorted(self.guideline.concepts.items())
-                    if concept.kind == "context" and imaging]
+                    if concept.kind == service.override_kind and imaging]
         return self._card(rec["text"], indicator, self._recommendation_detail(report, rec, lead),
                           ("order-check", "Order check"), suggestions, override)
 
@@ -612,6 +624,18 @@ def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
     return cut + "\u2026"
 
 
+CARD_SCHEMA = Path(__file__).parent / "schemas" / "cds-hooks-card.schema.json"
+
+
+@lru_cache(maxsize=1)
+def _card_validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(CARD_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
 def check_card(card: dict[str, Any]) -> None:
     """The specification's rules for a card; a broken card is a bug here, never sent."""
     problems = spec_problems(card)
@@ -620,42 +644,11 @@ def check_card(card: dict[str, Any]) -> None:
 
 
 def spec_problems(card: dict[str, Any]) -> list[str]:
-    """What in a card breaks CDS Hooks 2.0 (empty list: nothing). Tests use it too."""
-    problems = []
-    summary = card.get("summary")
-    if not isinstance(summary, str) or not summary or len(summary) >= 140:
-        problems.append("summary must be a non-empty string under 140 characters")
-    if card.get("indicator") not in INDICATORS:
-        problems.append("indicator must be info, warning or critical")
-    source = card.get("source")
-    if not isinstance(source, dict) or not isinstance(source.get("label"), str) or not source["label"]:
-        problems.append("source.label is required")
-    if "uuid" in card:
-        try:
-            uuid.UUID(card["uuid"])
-        except (ValueError, TypeError, AttributeError):
-            problems.append("uuid is not a UUID")
-    suggestions = card.get("suggestions")
-    if suggestions is not None:
-        if card.get("selectionBehavior") not in ("at-most-one", "any"):
-            problems.append("selectionBehavior must accompany suggestions")
-        for s in suggestions:
-            if not isinstance(s.get("label"), str) or not s["label"]:
-                problems.append("every suggestion needs a label")
-            for action in s.get("actions", []):
-                if action.get("type") not in ("create", "update", "delete") or not action.get("description"):
-                    problems.append("every action needs a type and a description")
-                if action.get("type") in ("create", "update") and not isinstance(action.get("resource"), dict):
-                    problems.append("create and update actions carry a resource")
-                if action.get("type") == "delete" and not action.get("resourceId"):
-                    problems.append("delete actions name a resourceId")
-        if card.get("selectionBehavior") == "at-most-one" and sum(bool(s.get("isRecommended")) for s in suggestions) > 1:
-            problems.append("at most one suggestion may be recommended with at-most-one")
-    for reason in card.get("overrideReasons", []):
-        if not reason.get("display"):
-            problems.append("override reasons need a display")
-    problems += [f"{path} is null or empty" for path in _empty_paths(card, "card")]
-    return problems
+    """What in a card breaks CDS Hooks 2.0, by the card schema (reasoner/schemas/cds-hooks-card.schema.json;
+    empty list: nothing), plus what a schema cannot say: no null or empty value anywhere."""
+    problems = [f"{'/'.join(str(p) for p in error.absolute_path) or 'card'}: {error.message}"
+                for error in sorted(_card_validator().iter_errors(card), key=lambda e: list(map(str, e.absolute_path)))]
+    return problems + [f"{path} is null or empty" for path in _empty_paths(card, "card")]
 
 
 def _empty_paths(value: Any, path: str) -> list[str]:

@@ -562,3 +562,41 @@ def test_a_large_prefetch_does_not_hold_up_an_ordinary_call_and_an_oversized_one
     assert meanwhile["seconds"] < alone["seconds"] / 2
     assert oversized["status"] == 413 and str(MAX_PREFETCH_RESOURCES) in oversized["body"]["error"]
     assert oversized["seconds"] < alone["seconds"] / 2
+
+
+# ---- the card schema ----
+
+@pytest.mark.parametrize("break_it, expected", [
+    (lambda c: c.update(summary="x" * 140), "summary"),
+    (lambda c: c.update(indicator="urgent"), "indicator"),
+    (lambda c: c.pop("source"), "source"),
+    (lambda c: c.update(uuid="not-a-uuid"), "uuid"),
+    (lambda c: c.pop("selectionBehavior"), "selectionBehavior"),
+    (lambda c: c["suggestions"].append(dict(c["suggestions"][0])), "at most 1"),
+    (lambda c: c["suggestions"][0]["actions"][-1].pop("resource"), "resource"),
+    (lambda c: c.update(detail=""), "detail"),
+    (lambda c: c.update(extra=1), "extra"),
+])
+def test_the_card_schema_catches_what_breaks_the_specification(patient_view, break_it, expected):
+    from reasoner.cds import spec_problems
+
+    card = json.loads(json.dumps(next(c for c in patient_view if c.get("suggestions"))))
+    assert spec_problems(card) == []
+    break_it(card)
+    problems = spec_problems(card)
+    assert problems and any(expected in p for p in problems), problems
+
+
+def test_service_titles_and_card_indicators_come_from_the_graph():
+    from rdflib import Literal, URIRef
+
+    from reasoner.cds import card_indicators, hook_services
+
+    g = guideline()
+    assert card_indicators(g) == {"emergent": "critical", "immediate": "warning", "routine": "info"}
+    services = hook_services(g)
+    assert set(services) == {"patient-view", "order-select", "order-sign"}
+    assert services["order-sign"].alternatives_kind == "imaging" and services["order-sign"].override_kind == "context"
+    title = g.graph.value(URIRef("https://w3id.org/guideline-kg/mid-lumbar-mass/cds-order-select"),
+                          URIRef("http://purl.org/dc/terms/title"))
+    assert isinstance(title, Literal) and services["order-select"].title == str(title)
