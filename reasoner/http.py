@@ -172,7 +172,20 @@ class _Guard:
         if refused is not None:
             await self.error(refused)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            # shutdown ran out of grace with this request in flight: answer it, log no traceback
+            if not started:
+                await self.error(Refused(HTTPStatus.SERVICE_UNAVAILABLE, "the server is shutting down; try again",
+                                         {"Connection": "close", "Retry-After": "5"}))(scope, receive, send)
 
 
 def build_app(routes: Iterable[Any], settings: HttpSettings, error: ErrorResponder = text_error,

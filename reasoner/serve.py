@@ -36,6 +36,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import signal
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -386,6 +387,8 @@ def _worker_main(dataset: Dataset, conn: multiprocessing.connection.Connection) 
     import rdflib.plugins.sparql as sparql_settings
 
     _close_inherited(conn.fileno())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the server's handlers: a worker just ends
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops its workers
     sparql_settings.SPARQL_LOAD_GRAPHS = False  # FROM/FROM NAMED are refused before; never fetch regardless
     while True:
         try:
@@ -426,6 +429,7 @@ class WorkerPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._closed = False
         for _ in range(size):
             self._add()
 
@@ -446,8 +450,10 @@ class WorkerPool:
         except (QueryTimeout, EOFError, OSError):
             with self._lock:
                 self._all.discard(worker)
+                closed = self._closed
             worker.stop()
-            self._add()
+            if not closed:  # no new worker while the server shuts down
+                self._add()
             raise
         self._idle.put(worker)
         if status != "ok":
@@ -456,6 +462,7 @@ class WorkerPool:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             workers, self._all = list(self._all), set()
         for worker in workers:
             worker.stop()

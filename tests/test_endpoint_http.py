@@ -9,6 +9,7 @@ import resource
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -181,3 +182,47 @@ def test_the_endpoint_listens_on_ipv6_loopback_without_a_token() -> None:
                 assert response.status == 200
     finally:
         service.pool.close()
+
+
+@pytest.mark.parametrize("kind", ["sparql", "cds"])
+def test_sigterm_stops_the_server_cleanly_even_with_a_request_in_flight(kind: str) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    args = ["serve", "--port", "0"] + (["--workers", "1", "--timeout", "60"] if kind == "sparql" else ["--cds-hooks"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "reasoner", *args], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        banner = server.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert match, banner
+        port = int(match.group(1))
+        assert ordinary(kind, port) == 200
+        if kind == "sparql":  # a slow query holds a worker while the signal comes
+            slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+            query = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+            slow.sendall(f"GET /sparql?query={urllib.parse.quote(query)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            time.sleep(0.5)
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        took = time.monotonic() - started
+        rest = server.stderr.read()
+        if kind == "sparql":  # the request in flight was answered, not dropped
+            answer = slow.recv(65536)
+            slow.close()
+            assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert code == 0 and "Traceback" not in rest, rest[-2000:]
+    assert rest.count("\n") <= 1, rest  # at most the one line saying a request was cut short
+    assert took < 10
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
