@@ -279,7 +279,7 @@ class CdsService:
                     raise HookError(HTTPStatus.BAD_REQUEST, f"prefetch.{key} holds {len(found)} Patient resources; "
                                                             "it must hold exactly the patient of context.patientId")
                 if found[0]["resource"].get("id") != patient_id:
-                    raise HookError(HTTPStatus.BAD_REQUEST, f"the prefetched Patient's id is not context.patientId "
+                    raise HookError(HTTPStatus.BAD_REQUEST, "the prefetched Patient's id is not context.patientId "
                                                             "(a Patient without id is refused too)")
             for entry in found:
                 resource = entry["resource"]

@@ -14,7 +14,6 @@ speaks HTTP to it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,7 +24,7 @@ from starlette.routing import Route
 
 from reasoner import serve
 from reasoner.http import HttpServer, HttpSettings, Refused, build_app, check_binding, in_thread, read_body
-from reasoner.page import page_routes, PAGE_PATHS
+from reasoner.page import PAGE_PATHS, page, page_routes
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -74,10 +73,8 @@ def _base(request: Request, settings: serve.Settings) -> str:
     return f"http://{host}"
 
 
-def _send(request: Request, settings: serve.Settings, status: int, body: bytes, content_type: str,
-          extra: Mapping[str, str] | None = None) -> Response:
-    headers = {"Vary": "Accept", **(extra or {})}
-    return Response(body, status, headers, content_type)
+def _send(body: bytes, content_type: str) -> Response:
+    return Response(body, 200, {"Vary": "Accept"}, content_type)
 
 
 async def _call(function: Any, *args: Any) -> Any:
@@ -127,7 +124,7 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         if len(queries) > 1:
             raise Refused(HTTPStatus.BAD_REQUEST, "give one query")
         answer = await _call(service.answer, queries[0], accept)
-        return _send(request, settings, 200, answer.body, answer.content_type)
+        return _send(answer.body, answer.content_type)
 
     async def describe(request: Request, accept: str | None) -> Response:
         media_type = serve.negotiate(accept, list(serve.GRAPH_TYPES) + ["text/html"])
@@ -138,11 +135,11 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
             return await page(request)
         graph = await _call(service.description, _base(request, settings) + "/sparql")
         data = graph.serialize(format=serve.GRAPH_TYPES[media_type])
-        return _send(request, settings, 200, data.encode("utf-8"), media_type + "; charset=utf-8")
+        return _send(data.encode("utf-8"), media_type + "; charset=utf-8")
 
     async def query_list(request: Request) -> Response:
         data = json.dumps({"queries": service.query_list(_base(request, settings))}, indent=2).encode("utf-8")
-        return _send(request, settings, 200, data + b"\n", "application/json")
+        return _send(data + b"\n", "application/json")
 
     async def named(request: Request) -> Response:
         name = request.path_params["name"].rstrip("/")
@@ -150,13 +147,13 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         accept = _accept(request, params)
         query = service.queries.get(name)
         if query is not None and "application/sparql-query" in (accept or "").lower():  # the query's own text
-            return _send(request, settings, 200, query.text.encode("utf-8"), "application/sparql-query; charset=utf-8")
+            return _send(query.text.encode("utf-8"), "application/sparql-query; charset=utf-8")
         answer = await _call(service.run_named, name, params, accept)
-        return _send(request, settings, 200, answer.body, answer.content_type)
+        return _send(answer.body, answer.content_type)
 
     async def prefixes(request: Request) -> Response:
         data = json.dumps({"prefixes": await in_thread(service.prefixes)}, indent=2).encode("utf-8")
-        return _send(request, settings, 200, data + b"\n", "application/json")
+        return _send(data + b"\n", "application/json")
 
     async def update(request: Request) -> Response:
         raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update is not accepted")
@@ -171,13 +168,8 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         if len(graphs) > 1 or (graphs and default is not None):
             raise Refused(HTTPStatus.BAD_REQUEST, "give one graph= or default, not both")
         answer = await _call(service.graph_store, graphs[0] if graphs else None, default is not None, accept)
-        return _send(request, settings, 200, answer.body, answer.content_type)
+        return _send(answer.body, answer.content_type)
 
-    async def page(request: Request) -> Response:
-        return await pages[0](request)
-
-    page_route_list = page_routes()
-    pages = [r.endpoint for r in page_route_list if r.path == "/"]
     routes = [
         Route("/sparql", sparql, methods=["GET", "HEAD", "POST"]),
         Route("/sparql/", sparql, methods=["GET", "HEAD", "POST"]),
@@ -188,7 +180,7 @@ def make_app(service: serve.Service, http: HttpSettings) -> Any:
         Route("/prefixes", prefixes, methods=["GET", "HEAD"]),
         Route("/sparql-update", update, methods=["GET", "HEAD", "POST"]),
         Route("/update", update, methods=["GET", "HEAD", "POST"]),
-        *page_route_list,
+        *page_routes(),
     ]
 
     def open_paths(method: str, path: str) -> bool:  # the static page and its assets hold no data
