@@ -89,14 +89,14 @@ class Hook:
     description: str
     alternatives_kind: str = ""  # concept kind whose argued-against orders get same-kind alternatives suggested
     override_kind: str = ""  # concept kind whose concepts are offered as override reasons
+    documentation_prompt: str = ""  # the summary of the card listing what the record does not document
 
 
 def hook_services(guideline: Guideline) -> dict[str, Hook]:
     """The services the graph describes (gkg:CdsService), by hook."""
     query = load_folder(resources.queries_dir() / "cds")["services"]
     rows = [tuple(str(v) if v is not None else "" for v in row) for row in guideline.graph.query(query.prepared())]
-    return {hook: Hook(hook, title, description, alternatives, override)
-            for hook, title, description, alternatives, override in rows}
+    return {row[0]: Hook(*row) for row in rows}
 
 
 def card_indicators(guideline: Guideline) -> dict[str, str]:
@@ -433,7 +433,8 @@ class CdsService:
             labels = [self.guideline.concepts[k].label if k in self.guideline.concepts else k for k in keys]
             messages = [v["message"] for v in data["violations"]
                         if v["severity"] == "Warning" and any(k in v["message"] for k in keys)]
-            cards.append(self._card(f"Document the focused examination: {', '.join(labels)}", "info",
+            prompt = self.services["patient-view"].documentation_prompt or "Document"
+            cards.append(self._card(f"{prompt}: {', '.join(labels)}", "info",
                                     "The record documents these neither present nor absent:\n\n"
                                     + "\n".join(f"- {_md(m)}" for m in messages or labels),
                                     ("documentation", "Documentation")))

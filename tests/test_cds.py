@@ -600,3 +600,12 @@ def test_service_titles_and_card_indicators_come_from_the_graph():
     title = g.graph.value(URIRef("https://w3id.org/guideline-kg/mid-lumbar-mass/cds-order-select"),
                           URIRef("http://purl.org/dc/terms/title"))
     assert isinstance(title, Literal) and services["order-select"].title == str(title)
+
+
+def test_the_documentation_card_opens_with_the_prompt_the_graph_gives(patient_view):
+    from reasoner.cds import hook_services
+
+    prompt = hook_services(guideline())["patient-view"].documentation_prompt
+    assert prompt == "Document the focused examination"
+    documentation = [c for c in patient_view if c["source"]["topic"]["code"] == "documentation"]
+    assert len(documentation) == 1 and documentation[0]["summary"].startswith(prompt + ": ")

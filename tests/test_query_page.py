@@ -91,6 +91,13 @@ def test_the_page_runs_a_query_and_renders_its_rows(patients_page: tuple[str, li
     assert [r[1] for r in table[1:]] == sorted(r[1] for r in table[1:])
 
 
+def test_the_editor_completes_only_from_this_endpoint(patients_page: tuple[str, list[str]]) -> None:
+    dom, _ = patients_page
+    active = re.search(r'id="yasgui"[^>]*data-autocompleters="([^"]*)"', dom)
+    assert active, dom[:2000]
+    assert active.group(1).split() == ["project-prefixes", "variables"]  # LOV's class/property lookups are off
+
+
 def test_no_request_of_the_page_leaves_this_server(base: str, patients_page: tuple[str, list[str]]) -> None:
     _, requested = patients_page
     here = urlsplit(base).netloc

@@ -50,6 +50,8 @@
     } catch (error) { /* the prefixes are a convenience */ }
     const given = new URLSearchParams(window.location.search).get("query");
     const tab = yasgui.getTab();
+    // what the editor completes with, for anyone checking that nothing calls outside services
+    document.getElementById("yasgui").dataset.autocompleters = tab.getYasqe().config.autocompleters.join(" ");
     if (given) {
       tab.setQuery(given);
       tab.query();
