@@ -105,7 +105,7 @@ def check_binding(host: str, secured: bool, what: str, how: str) -> None:
 
 # --- requests ---------------------------------------------------------------------------------
 
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def valid_host(value: str) -> bool:

@@ -226,3 +226,10 @@ def test_sigterm_stops_the_server_cleanly_even_with_a_request_in_flight(kind: st
     assert took < 10
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.parametrize("host", [b"localhost:7878", b"127.0.0.1", b"[::1]:7878", b"my_service", b"cds.example.org"])
+def test_a_well_formed_host_header_is_served(server, host: bytes) -> None:
+    kind, port = server
+    answer = exchange(port, b"GET " + OK_PATH[kind].encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
