@@ -315,6 +315,11 @@ class CdsService:
 
     # ---- cards ----
 
+    def warm(self) -> None:
+        """Read the graph's tables now, before requests come in threads (rdflib's SPARQL parser is not thread-safe)."""
+        for table in (self.services, self.indicators, self.statements, self.alternatives):
+            assert table is not None
+
     @cached_property
     def services(self) -> dict[str, Hook]:
         return hook_services(self.guideline)
@@ -664,6 +669,8 @@ def _empty_paths(value: Any, path: str) -> list[str]:
 
 def make_app(service: CdsService, settings: HttpSettings) -> Any:
     """The service's HTTP routes on the shared layer; ``handle`` answers, in the thread pool."""
+
+    service.warm()
 
     async def endpoint(request: Request) -> Response:
         body = b""
