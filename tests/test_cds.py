@@ -609,3 +609,38 @@ def test_the_documentation_card_opens_with_the_prompt_the_graph_gives(patient_vi
     assert prompt == "Document the focused examination"
     documentation = [c for c in patient_view if c["source"]["topic"]["code"] == "documentation"]
     assert len(documentation) == 1 and documentation[0]["summary"].startswith(prompt + ": ")
+
+
+def test_the_command_line_service_reads_the_jwks_file_it_is_given_and_checks_jwts(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    jwks = tmp_path / "ehr-jwks.json"
+    jwks.write_text(json.dumps(keys()["jwks"]))
+    server = subprocess.Popen([sys.executable, "-m", "reasoner", "serve", "--cds-hooks", "--port", "0",
+                               "--trusted-issuer", f"{ISS}={jwks}", "--public-url", BASE],
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        banner = server.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/cds-services", banner)
+        assert match, banner + server.stderr.read() if server.poll() is not None else banner
+        url = f"http://127.0.0.1:{match.group(1)}/cds-services"
+
+        def status(authorization: str | None) -> int:
+            req = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert status(None) == 401
+        assert status(f"Bearer {token()}") == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

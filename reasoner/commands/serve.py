@@ -29,12 +29,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_VARIABLE})")
     p.add_argument("--cors", metavar="ORIGIN", help="allow this origin to query from a browser (CORS is off by default)")
     p.add_argument("--cds-hooks", action="store_true", help="serve CDS Hooks instead of SPARQL (see reasoner.cds)")
-    p.add_argument("--trusted-issuer", action="append", metavar="ISSUER=JWKS",
+    p.add_argument("--trusted-issuer", action=_TrustedIssuer, metavar="ISSUER=JWKS",
                    help="CDS Hooks: a CDS client (EHR) whose signed JWTs are accepted, with its public keys: a JWKS "
                         "file or its https URL (the only URL ever fetched for it); repeatable. Needed beyond loopback")
     p.add_argument("--public-url", metavar="URL", help="CDS Hooks: this service's base URL as the EHR calls it "
                    "(e.g. https://cds.example.org); a JWT's aud must be this URL + the service's path")
     p.set_defaults(func=run_serve)
+
+
+class _TrustedIssuer(argparse.Action):
+    """Collects ``ISSUER=JWKS`` values, and their JWKS sources apart (``jwks_sources``: a file as a Path, a URL as
+    text), so that the process isolation lets the service read exactly those files and reach exactly those hosts."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        spec = str(values)
+        namespace.trusted_issuer = [*(getattr(namespace, "trusted_issuer", None) or []), spec]
+        source = spec.partition("=")[2]
+        named: str | Path = source if source.lower().startswith(("http://", "https://")) else Path(source)
+        namespace.jwks_sources = [*(getattr(namespace, "jwks_sources", None) or []), named]
 
 
 def run_serve(args: argparse.Namespace) -> int:
