@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import logging
+import os
 import re
 import socket
 import threading
@@ -38,6 +38,7 @@ from typing import Any
 import h11
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -270,13 +271,14 @@ class HttpServer:
             self.sock.close()
             raise
         self.sock.set_inheritable(True)
-        config = uvicorn.Config(app, http=_Protocol, lifespan="off", access_log=False, log_level="warning",
+        logged = bool(os.environ.get("GUIDELINE_KG_LOG"))  # request lines and statuses only, never a body
+        config = uvicorn.Config(app, http=_Protocol, lifespan="off", access_log=logged,
+                                log_level="info" if logged else "warning",
                                 server_header=False, timeout_keep_alive=int(max(1, settings.keep_alive)),
                                 timeout_graceful_shutdown=int(max(1, settings.grace)), backlog=1024)
         config.header_timeout = settings.header_timeout  # type: ignore[attr-defined]  # read by _Protocol
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -321,8 +323,6 @@ class HttpServer:
 
 async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
     """Run blocking work (a query, reasoning) in the thread pool, off the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(function, *args)
 
 
