@@ -67,6 +67,9 @@ MAX_PREFETCH_RESOURCES = 1000  # one patient's record as a CDS client prefetches
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 SUMMARY_LIMIT = 139  # the specification: "<140-character summary"
 CACHE_SIZE = 64
+# Engines that may reason in several threads at once. The reference engine runs owlrl and pySHACL, which
+# parse SPARQL as they go (rdflib's parser is not thread-safe): its patients are reasoned one at a time.
+PARALLEL_ENGINES = frozenset({"fast"})
 TOPIC_SYSTEM = "https://w3id.org/guideline-kg/cds-topic"
 
 # prefetch key -> (template, resource type it holds). The patient's own resources only:
@@ -167,6 +170,7 @@ class CdsService:
     feedback_log: list[dict[str, Any]] = field(default_factory=list)
     _cache: OrderedDict[str, Report] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _serial: threading.Lock = field(default_factory=threading.Lock)  # reasoning, for engines not safe in threads
 
     @classmethod
     def load(cls, engine: str | None = None, auth: JwtVerifier | None = None) -> CdsService:
@@ -306,7 +310,11 @@ class CdsService:
                 self._cache.move_to_end(digest)
                 return self._cache[digest]
         patient = BundleReader(self.guideline).read(bundle)
-        report = build_report(self.guideline, self.engine.reason(patient))
+        if self.engine.name in PARALLEL_ENGINES:
+            report = build_report(self.guideline, self.engine.reason(patient))
+        else:
+            with self._serial:
+                report = build_report(self.guideline, self.engine.reason(patient))
         with self._lock:
             self._cache[digest] = report
             while len(self._cache) > CACHE_SIZE:
