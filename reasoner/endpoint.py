@@ -40,7 +40,7 @@ FORMAT_NAMES = {
 
 
 def _refused(exc: serve.Refused) -> Refused:
-    return Refused(exc.status, exc.message)
+    return Refused(exc.status, exc.message, dict(getattr(exc, "headers", None) or {}))  # e.g. Retry-After on a 503
 
 
 def _params(request: Request) -> dict[str, list[str]]:

@@ -508,6 +508,10 @@ class Service:
         pool = WorkerPool(build_dataset(graphs), settings.workers, settings.timeout)
         return cls(graphs, queries, pool, settings, forms)
 
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self.pool.close()
+
     def answer(self, text: str, accept: str | None, bindings: dict[str, Node] | None = None,
                form: str | None = None) -> Answer:
         """Run a query in a worker, in the media type the Accept header prefers; raises Refused."""

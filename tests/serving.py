@@ -45,4 +45,4 @@ def running_endpoint(**settings: object) -> Iterator[str]:
         with make_server(service) as server:
             yield server.url
     finally:
-        service.pool.close()
+        service.close()

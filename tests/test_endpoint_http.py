@@ -38,7 +38,7 @@ def server(request) -> Iterator[tuple[str, int]]:
             with endpoint.make_server(service, settings()) as running:
                 yield request.param, running.address[1]
         finally:
-            service.pool.close()
+            service.close()
     else:
         with cds.make_server(cds.CdsService(guideline(), engine()), settings=settings()) as running:
             yield request.param, running.address[1]
@@ -181,7 +181,7 @@ def test_the_endpoint_listens_on_ipv6_loopback_without_a_token() -> None:
             with urllib.request.urlopen(running.url + "/sparql?query=ASK%7B%7D", timeout=30) as response:
                 assert response.status == 200
     finally:
-        service.pool.close()
+        service.close()
 
 
 @pytest.mark.parametrize("kind", ["sparql", "cds"])

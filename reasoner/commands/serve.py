@@ -74,16 +74,16 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         server = make_server(service)
     except OSError as exc:
-        service.pool.close()
+        service.close()
         raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     except InputError:
-        service.pool.close()
+        service.close()
         raise
     sys.stderr.write(f"guideline-kg: SPARQL endpoint at {server.url}/sparql "
                      f"({len(graphs)} named graphs, {args.timeout:g} s per query); Ctrl-C stops\n")
     sys.stderr.flush()
     signal.signal(signal.SIGTERM, _stop)
-    serve_until_stopped(server, service.pool.close)
+    serve_until_stopped(server, service.close)
     return 0
 
 
