@@ -38,7 +38,7 @@ from reasoner.errors import GuidelineError, InputError
 from reasoner.output import write_atomic
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
-EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
+EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html", "fhir": ".fhir.json"}
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"

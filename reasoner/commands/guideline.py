@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 QUERY_FORMATS = ("table", "csv", "json")
 EXPORT_FORMATS = {"turtle": "turtle", "jsonld": "json-ld", "nt": "nt"}
+# Formats written by their own module: one merged OWL ontology (RDF/XML), an SSSOM mapping set,
+# the guideline as a FHIR R4 Bundle of CPG knowledge artifacts.
+EXPORT_OTHER = ("owl", "sssom", "fhir")
 CODING = Namespace(BASE + "coding/")
 _IRI = re.compile(r"https?://[^\s<>\"{}|\\^`]+[^\s<>\"{}|\\^`.,;:)]")
 
@@ -58,9 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also query the report graphs in DIR (from 'recommend --format turtle|jsonld'), for population queries")
     q.set_defaults(func=run_query)
 
-    e = sub.add_parser("export", help="the guideline graph, as asserted or with OWL-RL inference")
-    e.add_argument("--inferred", action="store_true", help="the OWL-RL closure (without generalized-RDF triples)")
-    e.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="turtle")
+    e = sub.add_parser("export", help="the guideline graph (as asserted or inferred), as one OWL ontology, "
+                       "as SSSOM mappings or as FHIR CPG knowledge artifacts",
+                       description="turtle, jsonld, nt: the guideline graph (--inferred: its OWL-RL closure). "
+                       "owl: the modules merged into one OWL 2 DL ontology named by the umbrella IRI (RDF/XML). "
+                       "sssom: the concepts' mappings to standard codes as an SSSOM TSV mapping set. "
+                       "fhir: the guideline as a FHIR R4 Bundle after the HL7 CPG IG (PlanDefinitions, "
+                       "ActivityDefinitions, a Library of the rules, ValueSets).")
+    e.add_argument("--inferred", action="store_true", help="the OWL-RL closure (without generalized-RDF triples); "
+                   "turtle, jsonld and nt only")
+    e.add_argument("--format", choices=sorted([*EXPORT_FORMATS, *EXPORT_OTHER]), default="turtle")
     e.add_argument("--out", type=Path, help="write here instead of stdout")
     e.set_defaults(func=run_export)
 
@@ -90,12 +100,18 @@ def render_check(report: CheckReport) -> str:
         if r.value is not None:
             lines.append(f"  value:   {_short(names, r.value)}")
         lines.append(f"  message: {_short_all(names, r.message)}")
+        place = report.where(r.focus, r.path)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     for q in report.qc:
         lines.append(f"{q.severity}  {_short(names, q.entity)}")
         lines.append(f"  check:   qc/{q.check}-violation.rq")
         if q.value is not None:
             lines.append(f"  value:   {_short(names, q.value)}")
         lines.append(f"  message: {q.summary}")
+        place = report.where(q.entity, None, q.value)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     if report.shapes or report.qc:
         lines.append("")
     violations, warnings = report.count("Violation"), report.count("Warning")
@@ -270,6 +286,11 @@ def _text(data: bytes | str) -> str:
 
 def run_export(args: argparse.Namespace) -> int:
     guideline = Guideline.load()
+    if args.format in EXPORT_OTHER:
+        if args.inferred:
+            raise InputError(f"--inferred applies to turtle, jsonld and nt, not to --format {args.format}")
+        emit(export_other(guideline, args.format), args.out)
+        return 0
     graph = inferred_graph(guideline) if args.inferred else guideline.graph
     fmt = EXPORT_FORMATS[args.format]
     if fmt == "json-ld":  # a local context of the prefixes in use: nothing to fetch, nothing unused
@@ -278,6 +299,20 @@ def run_export(args: argparse.Namespace) -> int:
         text = graph.serialize(format=fmt)
     emit(text, args.out)
     return 0
+
+
+def export_other(guideline: Guideline, fmt: str) -> str:
+    if fmt == "owl":
+        from reasoner.export_owl import owl_export
+
+        return owl_export(guideline.graph)
+    if fmt == "sssom":
+        from reasoner.export_sssom import sssom_export
+
+        return sssom_export(guideline)
+    from reasoner.export_fhir import fhir_export
+
+    return fhir_export(guideline)
 
 
 def used_prefixes(graph: Graph) -> dict[str, str]:

@@ -12,7 +12,7 @@ from reasoner.output import emit
 from reasoner.patient import read_patient
 from reasoner.report import Report, build_report, report_graph
 
-FORMATS = ("json", "turtle", "jsonld", "text", "html")
+FORMATS = ("json", "turtle", "jsonld", "text", "html", "fhir")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,10 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         from reasoner.text import render_text
 
         return render_text(report.data)
+    if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
+        from reasoner.export_fhir import fhir_request_group
+
+        return fhir_request_group(guideline, report.data)
     if fmt == "html":
         from reasoner.html import render_html
 
