@@ -85,7 +85,7 @@ PREFETCH = {
 
 @dataclass(frozen=True)
 class Hook:
-    """One service of the discovery document (read from the graph: ontology/cds-hooks.ttl); its id is the hook."""
+    """One service of the discovery document (read from the graph: ontology/additions.ttl); its id is the hook."""
 
     id: str
     title: str
