@@ -55,6 +55,7 @@ from owlrl.XsdDatatypes import OWL_RL_Datatypes as _OWL_RL_DATATYPE_LIST
 from owlrl.AxiomaticTriples import OWLRL_Datatypes_Disjointness
 from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef, Variable
 from rdflib.plugins.stores.memory import Memory
+from rdflib.query import Result
 from rdflib.store import Store
 
 from reasoner import cache
@@ -566,6 +567,12 @@ class PatientView(Graph):
         if known is None or kwargs or not set(map(str, bindings)) <= known[1]:
             return super().query(query_object, processor, result, initNs, initBindings, use_store_provided, **kwargs)
         plan = known[0]
+        if plan.kind == "ConstructQuery":  # the RDF report's graph
+            constructed = Result("CONSTRUCT")
+            constructed.graph = Graph()
+            for triple in plan.construct(self._data, {Variable(str(k)): v for k, v in bindings.items()}):
+                constructed.graph.add(triple)
+            return constructed
         rows = plan.select(self._data, {Variable(str(k)): v for k, v in bindings.items()})
         return _Solutions(plan.variables, rows)
 
@@ -607,7 +614,7 @@ class FastEngine:
         self.select_plans: dict[int, tuple[Plan, frozenset[str]]] = {}
         for q in guideline.queries.values():
             prepared = q.prepared()
-            if prepared.algebra.name == "SelectQuery":
+            if prepared.algebra.name in ("SelectQuery", "ConstructQuery"):
                 try:
                     self.select_plans[id(prepared)] = (Plan(prepared, self.interned),
                                                        frozenset(p.name for p in q.params) | {"patient"})

@@ -336,7 +336,7 @@ def test_the_construct_where_short_form_works(endpoint: str, query: str, triples
 @pytest.mark.parametrize("prefix", ["gkg", "rdf", "owl", "schema", "xsd"])
 def test_a_query_with_an_undeclared_prefix_is_refused_with_400(endpoint: str, prefix: str) -> None:
     status, _, body = get(endpoint, f"SELECT * WHERE {{ ?s {prefix}:type ?o }} LIMIT 1")
-    assert status == 400 and f"{prefix}:".encode() in body
+    assert status == 400 and b"prefix" in body.lower(), body
     declared = f"PREFIX {prefix}: <urn:x:> SELECT * WHERE {{ ?s {prefix}:type ?o }} LIMIT 1"
     assert get(endpoint, declared)[0] == 200
 

@@ -58,7 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bind a parameter the query declares ('#+ param:'); a parameter left out matches anything")
     q.add_argument("--list", action="store_true", help="list the shipped queries with their summaries and parameters")
     q.add_argument("--reports", type=Path, metavar="DIR",
-                   help="also query the report graphs in DIR (from 'recommend --format turtle|jsonld'), for population queries")
+                   help="also query the reports in DIR (JSON with their .nq graphs, N-Quads, Turtle or JSON-LD), "
+                   "loaded into a temporary store, for population queries")
+    q.add_argument("--store", type=Path, metavar="DIR",
+                   help="query an Oxigraph store made by 'guideline-kg load' (its default graph: the union of its graphs)")
     q.set_defaults(func=run_query)
 
     e = sub.add_parser("export", help="the guideline graph (as asserted or inferred), as one OWL ontology, "
@@ -218,14 +221,14 @@ def run_query(args: argparse.Namespace) -> int:
     guideline = Guideline.load()
     prepared = query.prepared()
     target: Graph = queryable_graph(guideline)
-    if args.reports is not None:
-        from reasoner.serve import build_dataset, read_reports
+    if args.reports is not None or args.store is not None:
+        from reasoner.population import query_population
 
-        dataset = build_dataset(read_reports(args.reports))
-        guideline_graph = dataset.graph(URIRef("https://w3id.org/guideline-kg/graph/guideline"))
-        for triple in target:
-            guideline_graph.add(triple)
-        target = dataset
+        if args.reports is not None and args.store is not None:
+            raise InputError("give either --reports DIR or --store DIR, not both")
+        result = query_population(query, bound, store=args.store, reports=args.reports, guideline=guideline)
+        emit(render_result(result, args.format, _namespaces()))
+        return 0
     try:
         result = target.query(prepared, initBindings=bound)
         text = render_result(result, args.format, _namespaces())
