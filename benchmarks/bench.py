@@ -40,7 +40,7 @@ from typing import Any
 from rdflib import Graph
 
 from benchmarks.cohort import generate
-from reasoner.batch import Unit, _results
+from reasoner.batch import NDJSON, Settings, Unit, _results
 from reasoner.cache import cache_dir
 from reasoner.engine import Reasoned, ReferenceEngine, run_rules
 from reasoner.engines import settle
@@ -212,10 +212,11 @@ def end_to_end(texts: list[str], jobs: int) -> tuple[float, float, float]:
     workers (start-up included; counted once they have exited), in ms: on 2 cores the two share
     the machine, so what the parent spends is taken from the workers.
     """
-    units = (Unit(i, f"line-{i:07d}", text=t) for i, t in enumerate(texts))
+    units = (Unit(i, f"line-{i:07d}", f"line-{i:07d}", data=t.encode()) for i, t in enumerate(texts))
     own, children = _cpu_seconds(resource.RUSAGE_SELF), _cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = sum(1 for outcome in _results(units, jobs, ("fast", "json", None)) if outcome.line or outcome.message)
+    outcomes = _results(units, jobs, Settings("fast", NDJSON, None))
+    done = sum(1 for outcome in outcomes if outcome.report or outcome.reason)
     rate = done / (time.perf_counter() - start)
     own, children = _cpu_seconds(resource.RUSAGE_SELF) - own, _cpu_seconds(resource.RUSAGE_CHILDREN) - children
     return rate, own / max(done, 1) * 1000, children / max(done, 1) * 1000

@@ -1,7 +1,9 @@
 """The guideline-kg command line: thin, every command in its own module.
 
 Exit codes: 0 success; 1 the input (patient or guideline encoding) does not conform;
-2 the input or the command line is refused, with one line on stderr.
+2 the input or the command line is refused, with one line on stderr; 3 an output or
+environment error (a batch's full disk, unwritable or unsafe output folder, two inputs
+sharing one report name); 130 interrupted; 143 terminated (SIGTERM, batch mode).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from reasoner import guard
-from reasoner.errors import GuidelineError, InputError
+from reasoner.errors import GuidelineError, InputError, OutputError, Terminated
 
 # Each module has ``register(subparsers)``, which adds its commands and sets ``func``
 # (a callable taking the parsed arguments and returning the exit code).
@@ -63,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, GuidelineError, guard.IsolationError) as exc:
         sys.stderr.write(f"guideline-kg: {exc}\n")
         return 2
+    except OutputError as exc:
+        sys.stderr.write(f"guideline-kg: {exc}\n")
+        return 3
+    except Terminated:
+        sys.stderr.write("guideline-kg: terminated\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("guideline-kg: interrupted\n")
         return 130

@@ -43,10 +43,18 @@ def read_text(path: Path) -> str:
         raise InputError(f"{path}: is a directory, a file is required") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return decode_input(data, path.name)
+
+
+def decode_input(data: bytes, name: str) -> str:
+    """The text of one input (a file, an NDJSON line, a Bulk Data resource or patient): the same limit
+    and the same strict UTF-8 for every kind (invalid bytes are refused, never replaced)."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{name}: {len(data)} bytes is over the {MAX_INPUT_BYTES} byte input limit")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+        raise InputError(f"{name}: not UTF-8 text (byte {exc.start})") from None
 
 
 def sniff(path: Path, text: str) -> str:

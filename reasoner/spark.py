@@ -96,35 +96,31 @@ def _one_line(exc: BaseException) -> str:
 
 
 def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any) -> Row:
-    """One patient, as the batch reasons over it: a row of the reports table, never an exception.
+    """One patient through the batch's own process_unit: a row of the reports table, never an exception."""
+    from reasoner.unit import Context, Status, Unit, process_unit
 
-    ``kind`` is ``path`` (a patient file), ``line`` (one NDJSON line, its raw bytes), ``bundle`` (a
-    Bulk Data patient: the raw lines of its Patient and of its resources) or ``problem`` (refused
-    unread; the payload says why). The first item of the row (``seq``) is the caller's to fill.
-    """
-    from reasoner.patient import parse_patient, read_patient
-    from reasoner.report import build_report
+    context = _CONTEXTS.get(id(engine))
+    if context is None:
+        context = _CONTEXTS.setdefault(id(engine), Context(guideline, engine, "json"))
+    if kind == "path":
+        unit = Unit(0, name, Path(payload).name, path=payload)
+    elif kind == "line":
+        unit = Unit(0, name, name, data=bytes(payload))
+    elif kind == "bundle":
+        try:
+            unit = Unit(0, name, f"Patient/{name}", data=bulk_bundle(name, payload).encode("utf-8"))
+        except InputError as exc:
+            unit = Unit(0, name, f"Patient/{name}", problem=str(exc))
+    else:
+        unit = Unit(0, name, name, problem=str(payload))
+    outcome = process_unit(unit, context)
+    if outcome.status == Status.REFUSED:
+        return (0, name, outcome.identifier, "refused", outcome.reason, None)
+    status = "report" if outcome.status == Status.REPORTED else "nonconforming"
+    return (0, name, outcome.identifier, status, None, outcome.report.decode("utf-8"))
 
-    try:
-        if kind == "problem":  # refused on the driver, unread (the batch's listing said why)
-            raise InputError(payload)
-        if kind == "path":
-            patient = read_patient(guideline, Path(payload))
-        elif kind == "line":
-            patient = parse_patient(guideline, _decode(payload, name), "json", name)
-        else:
-            patient = parse_patient(guideline, bulk_bundle(name, payload), "json", name)
-        report = build_report(guideline, engine.reason(patient))
-        status = "report" if report.conforms else "nonconforming"
-        identifier = report.data.get("patient", {}).get("identifier")
-        return (0, name, identifier, status, None, report.to_json())
-    except (InputError, GuidelineError) as exc:
-        return (0, name, None, "refused", _one_line(exc), None)
-    except RecursionError:
-        return (0, name, None, "refused", "input nested too deeply", None)
-    except Exception as exc:  # one bad patient never fails the job (issue 14's batch isolation)
-        return (0, name, None, "refused", f"could not process the input: {type(exc).__name__}: {_one_line(exc)}",
-                None)
+
+_CONTEXTS: dict[int, Any] = {}
 
 
 def _decode(data: bytes, what: str) -> str:
@@ -358,7 +354,7 @@ def session_builder(master: str | None, scratch: Path, app_name: str = "guidelin
 
 def _patient_key(seq: int, raw: bytes, file_name: str) -> tuple[str | None, tuple[str, int, bytes]]:
     """A Bulk Data line keyed by its patient (None when it names none), as the batch's index keys it."""
-    from reasoner.batch import _patient_of
+    from reasoner.bulk import patient_of as _patient_of
 
     number = seq + 1
     raw = bytes(raw)
@@ -378,7 +374,10 @@ def _patient_key(seq: int, raw: bytes, file_name: str) -> tuple[str | None, tupl
         if not isinstance(pid, str) or not pid:
             pid = f"Patient.ndjson-line-{number}"
     else:
-        pid = _patient_of(data) if data else None
+        try:
+            pid = _patient_of(data) if data else None
+        except InputError:
+            pid = None
     return pid, (file_name, number, raw)
 
 

@@ -165,7 +165,7 @@ def store_query(name: str) -> QueryFile:
 
 def recommend_from_store(args: argparse.Namespace) -> int:
     """``recommend --endpoint URL --patient IRI``: read the patient from the store, reason, write the report back."""
-    from reasoner.commands.recommend import render
+    from reasoner.formats import render
     from reasoner.engines import make_engine
     from reasoner.guideline import Guideline
     from reasoner.output import emit

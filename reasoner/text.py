@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 URGENCY_WORD = {"emergent": "EMERGENT", "immediate": "IMMEDIATELY", "routine": "routine"}
+
+
+# Characters a terminal acts on or a reader cannot see: controls (C0, DEL, C1: ESC starts an ANSI
+# sequence, CR and LF start a line), format characters (bidirectional overrides) and line separators.
+_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for one line of a terminal: every control, format or separator character written as
+    an escape (``\\x1b``, ``\\n``, ``\\u202e``), so input can neither colour, move the cursor nor start a line."""
+    if text.isprintable() and text.isascii():
+        return text
+    out = []
+    for char in text:
+        if char == " " or unicodedata.category(char) not in _UNPRINTABLE:
+            out.append(char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
 
 
 def _refs(item: dict[str, Any]) -> str:
@@ -12,6 +42,12 @@ def _refs(item: dict[str, Any]) -> str:
 
 
 def render_text(data: dict[str, Any]) -> str:
+    """The report as lines of text; every line escaped with ``printable``, so no value from the input
+    (an identifier, a resource id in a message) can end a line early or forge one."""
+    return "".join(printable(line) + "\n" for line in _lines(data))
+
+
+def _lines(data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     g = data["guideline"]
     patient = data["patient"].get("identifier") or data["patient"]["iri"]
@@ -22,7 +58,7 @@ def render_text(data: dict[str, Any]) -> str:
     if not data["conforms"]:
         lines.append("NOT EVALUATED: the patient record has errors that must be fixed first:")
         lines.extend(f"  ! {v['message']} ({v['focus']})" for v in violations)
-        return "\n".join(lines) + "\n"
+        return lines
     if not data["applicable"]:
         lines.append(f"GUIDELINE DOES NOT APPLY: {data.get('not_applicable_reason', '')}")
         lines.append("")
@@ -70,4 +106,4 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("WARNINGS")
         lines.extend(f"  ! {w['message']}" for w in warnings)
-    return "\n".join(lines) + "\n"
+    return lines

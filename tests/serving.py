@@ -9,7 +9,7 @@ from pathlib import Path
 from collections.abc import Iterator
 
 from conftest import EXAMPLES, engine, guideline
-from reasoner.commands.recommend import render
+from reasoner.formats import render
 from reasoner.patient import read_patient
 from reasoner.report import build_report
 from reasoner.endpoint import make_server

@@ -194,7 +194,8 @@ def test_a_batch_writes_one_request_group_per_patient(tmp_path: Path, capsys: py
     for name in ("cauda-equina.json", "not-applicable.json"):
         shutil.copy(EXAMPLES / name, patients / name)
     assert main(["recommend", str(patients), "--out", str(tmp_path / "out"), "--format", "fhir"]) == 0
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    reports = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]  # not the batch's manifest
+    written = sorted(p.name for p in reports)
     assert written == ["cauda-equina.fhir.json", "not-applicable.fhir.json"]
-    groups = {p.name: RequestGroup.model_validate_json(p.read_text(encoding="utf-8")) for p in (tmp_path / "out").iterdir()}
+    groups = {p.name: RequestGroup.model_validate_json(p.read_text(encoding="utf-8")) for p in reports}
     assert groups["cauda-equina.fhir.json"].action and not groups["not-applicable.fhir.json"].action

@@ -205,10 +205,10 @@ def test_poisoned_patients_are_refused_rows_and_the_others_are_reported(spark, n
 
 def test_anything_a_patient_raises_is_caught_in_the_executor(monkeypatch) -> None:
     """The last resort: an unexpected exception (a defect, not an input error) refuses that patient only."""
-    import reasoner.report
+    import reasoner.unit
 
     guideline, engine, _ = job.worker_engine(None)
-    real = reasoner.report.build_report
+    real = reasoner.unit.build_report
     lines = [(i + 1, f"line-{i + 1:07d}", "line", json.dumps(b).encode()) for i, b in enumerate(cohort()[:3])]
 
     calls = []
@@ -219,10 +219,10 @@ def test_anything_a_patient_raises_is_caught_in_the_executor(monkeypatch) -> Non
             raise ZeroDivisionError("a defect\nover two lines")
         return real(g, reasoned)
 
-    monkeypatch.setattr(reasoner.report, "build_report", failing)
+    monkeypatch.setattr(reasoner.unit, "build_report", failing)
     rows = list(job.reason_partition(None, (), None, iter(lines)))
     assert [r[3] for r in rows] == ["report", "refused", "report"]
-    assert rows[1][4] == "could not process the input: ZeroDivisionError: a defect over two lines"
+    assert rows[1][4] == "could not be reasoned over (ZeroDivisionError: a defect over two lines)"
 
 
 def test_an_input_in_the_partition_cannot_make_the_worker_read_files(tmp_path: Path) -> None:

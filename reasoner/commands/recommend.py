@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reasoner.errors import InputError
+from reasoner.errors import InputError, OutputError
 from reasoner.engines import available, make_engine
+from reasoner.formats import FORMATS, render
 from reasoner.guideline import Guideline
 from reasoner.output import emit
 from reasoner.patient import read_patient
-from reasoner.report import Report, build_report, report_graph
-
-FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
+from reasoner.report import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,29 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_explain)
 
 
-def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
-    if fmt == "json":
-        return report.to_json()
-    if fmt == "text":
-        from reasoner.text import render_text
-
-        return render_text(report.data)
-    if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
-        from reasoner.export_fhir import fhir_request_group
-
-        return fhir_request_group(guideline, report.data)
-    if fmt == "html":
-        from reasoner.html import render_html
-
-        return render_html(guideline, report)
-    graph = report_graph(guideline, report, engine)
-    if fmt == "nquads":  # one named graph, <patient>/report, as the store and the endpoint name it
-        from reasoner.population import nquads, report_graph_name
-
-        return nquads(graph, report_graph_name(report.data["patient"]["iri"]))
-    return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
-
-
 def run_recommend(args: argparse.Namespace) -> int:
     if args.endpoint:
         from reasoner.store import recommend_from_store
@@ -77,7 +53,14 @@ def run_recommend(args: argparse.Namespace) -> int:
     engine = make_engine(guideline, args.engine)
     patient = read_patient(guideline, args.input)
     report = build_report(guideline, engine.reason(patient))
-    emit(render(guideline, report, args.format, engine.name), args.out)
+    text = render(guideline, report, args.format, engine.name)
+    try:
+        emit(text, args.out)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk or an unwritable folder: the output's fault, not the input's (exit 3)
+        raise OutputError(f"{args.out if args.out is not None else 'stdout'}: cannot write: "
+                          f"{exc.strerror or exc}") from None
     return 0 if report.conforms else 1
 
 

@@ -1,0 +1,37 @@
+"""A report in each output format: what ``recommend --format`` writes, shared by the CLI, batches and the store."""
+
+from __future__ import annotations
+
+from reasoner.guideline import Guideline
+from reasoner.report import Report, report_graph
+
+FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
+
+
+def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
+    """The report as text in ``fmt`` (one of ``FORMATS``)."""
+    if fmt == "json":
+        return report.to_json()
+    if fmt == "text":
+        from reasoner.text import render_text
+
+        return render_text(report.data)
+    if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
+        from reasoner.export_fhir import fhir_request_group
+
+        return fhir_request_group(guideline, report.data)
+    if fmt == "html":
+        from reasoner.html import render_html
+
+        return render_html(guideline, report)
+    if fmt not in FORMATS:
+        raise ValueError(f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    graph = report_graph(guideline, report, engine)
+    if fmt == "nquads":  # one named graph, <patient>/report, as the store and the endpoint name it
+        from reasoner.population import nquads, report_graph_name
+
+        return nquads(graph, report_graph_name(report.data["patient"]["iri"]))
+    return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
+
+
+__all__ = ["FORMATS", "render"]
