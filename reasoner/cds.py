@@ -17,38 +17,45 @@ code (``Guideline.code_map``) names an action the guideline recommends against f
 this patient gets a card citing that recommendation's statements and references.
 No clinical table lives here.
 
-Like the SPARQL endpoint it binds 127.0.0.1 by default; any other address needs a bearer
-token (``--token`` or ``$GUIDELINE_KG_TOKEN``), and CORS is allowed only for the origin
-given with ``--cors``. (CDS Hooks' JWT client authentication is not implemented.)
+HTTP comes from the layer both servers share (:mod:`reasoner.http`). The service binds
+127.0.0.1 by default, where no authentication is needed; any other address needs CDS Hooks 2.0
+authentication configured (:mod:`reasoner.cdsauth`: the EHR's signed JWT, trusted issuers with
+their JWKS, the service's public URL as the audience). CORS is allowed only for the origin given
+with ``--cors``. Reasoning runs in the server's thread pool outside any lock (the lock guards
+only the cache), so one large patient never holds up the other hook calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import hmac
-import ipaddress
-import os
 import json
 import re
+import signal
 import sys
 import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import cached_property
+from decimal import Decimal
+from functools import cached_property, lru_cache
+from pathlib import Path
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from reasoner import resources
+from reasoner.cdsauth import AuthError, JwtVerifier
 from reasoner.engine import Engine
 from reasoner.engines import make_engine, settle
 from reasoner.foreground import serve_until_stopped
 from reasoner.errors import GuidelineError, InputError
 from reasoner.fhir import BundleReader, load_json
 from reasoner.guideline import Guideline
+from reasoner.http import HttpServer, HttpSettings, build_app, check_binding, in_thread, read_body
 from reasoner.namespaces import LOCAL_SYSTEM
 from reasoner.queries import load_folder
 from reasoner.report import Report, build_report
@@ -56,11 +63,14 @@ from reasoner.report import Report, build_report
 BASE_PATH = "/cds-services"
 SPEC_VERSION = "2.0"
 MAX_BODY_BYTES = 20 * 1024 * 1024
+MAX_PREFETCH_RESOURCES = 1000  # one patient's record as a CDS client prefetches it; more is refused at once (413)
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 SUMMARY_LIMIT = 139  # the specification: "<140-character summary"
 CACHE_SIZE = 64
-INDICATORS = ("info", "warning", "critical")
+# Engines that may reason in several threads at once. The reference engine runs owlrl and pySHACL, which
+# parse SPARQL as they go (rdflib's parser is not thread-safe): its patients are reasoned one at a time.
+PARALLEL_ENGINES = frozenset({"fast"})
 TOPIC_SYSTEM = "https://w3id.org/guideline-kg/cds-topic"
-TOKEN_VARIABLE = "GUIDELINE_KG_TOKEN"  # the same variable as the SPARQL endpoint's
 
 # prefetch key -> (template, resource type it holds). The patient's own resources only:
 # draft orders come in the hook's context, never through prefetch.
@@ -75,27 +85,27 @@ PREFETCH = {
 
 @dataclass(frozen=True)
 class Hook:
-    """One service of the discovery document; its id is the hook's name."""
+    """One service of the discovery document (read from the graph: ontology/additions.ttl); its id is the hook."""
 
     id: str
     title: str
     description: str
+    alternatives_kind: str = ""  # concept kind whose argued-against orders get same-kind alternatives suggested
+    override_kind: str = ""  # concept kind whose concepts are offered as override reasons
+    documentation_prompt: str = ""  # the summary of the card listing what the record does not document
 
 
-SERVICES = {
-    "patient-view": Hook(
-        "patient-view", "Mid-lumbar mass: red flags, imaging and follow-up",
-        "When the chart of a patient with a palpable mid-lumbar mass opens: the red flags found, the imaging to "
-        "order now and how urgently, what not to order, and the follow-up the imaging results call for."),
-    "order-select": Hook(
-        "order-select", "Mid-lumbar mass: imaging order check",
-        "While an order is being selected: checks draft ServiceRequests against the guideline's recommendations "
-        "for this patient (e.g. MRI without contrast alone, bone scan, ultrasound, physical therapy too early)."),
-    "order-sign": Hook(
-        "order-sign", "Mid-lumbar mass: imaging order check before signing",
-        "Before orders are signed: the same check as order-select over every draft ServiceRequest; "
-        "appropriate orders pass silently."),
-}
+def hook_services(guideline: Guideline) -> dict[str, Hook]:
+    """The services the graph describes (gkg:CdsService), by hook."""
+    query = load_folder(resources.queries_dir() / "cds")["services"]
+    rows = [tuple(str(v) if v is not None else "" for v in row) for row in guideline.graph.query(query.prepared())]
+    return {row[0]: Hook(*row) for row in rows}
+
+
+def card_indicators(guideline: Guideline) -> dict[str, str]:
+    """Urgency notation -> the CDS Hooks card indicator the graph gives it."""
+    query = load_folder(resources.queries_dir() / "cds")["indicators"]
+    return {str(urgency): str(indicator) for urgency, indicator in guideline.graph.query(query.prepared())}
 
 
 @dataclass(frozen=True)
@@ -156,16 +166,16 @@ class CdsService:
 
     guideline: Guideline
     engine: Engine
-    token: str | None = None  # when set, every request must carry "Authorization: Bearer <token>"
-    cors: str | None = None  # the one browser origin allowed to call (e.g. a CDS Hooks sandbox); None: no CORS
+    auth: JwtVerifier | None = None  # when set, every request must carry a JWT of a trusted CDS client
     feedback_log: list[dict[str, Any]] = field(default_factory=list)
     _cache: OrderedDict[str, Report] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _serial: threading.Lock = field(default_factory=threading.Lock)  # reasoning, for engines not safe in threads
 
     @classmethod
-    def load(cls, engine: str | None = None, token: str | None = None, cors: str | None = None) -> CdsService:
+    def load(cls, engine: str | None = None, auth: JwtVerifier | None = None) -> CdsService:
         guideline = Guideline.load()
-        return cls(guideline, make_engine(guideline, engine), token, cors)
+        return cls(guideline, make_engine(guideline, engine), auth)
 
     # ---- HTTP-level dispatch ----
 
@@ -173,15 +183,17 @@ class CdsService:
         """Answer one request. Never raises for bad input: errors are 4xx answers."""
         path = path.split("?", 1)[0].rstrip("/")
         try:
-            if self.token is not None and not hmac.compare_digest(
-                    (authorization or "").encode(), f"Bearer {self.token}".encode()):
-                raise HookError(HTTPStatus.UNAUTHORIZED, "a bearer token is required")
+            if self.auth is not None:
+                try:
+                    self.auth.verify(authorization, path)
+                except AuthError as exc:
+                    raise HookError(HTTPStatus.UNAUTHORIZED, str(exc)) from None
             if path == BASE_PATH:
                 if method != "GET":
                     raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {BASE_PATH}")
                 return Answer(200, self.discovery())
             match = re.fullmatch(re.escape(BASE_PATH) + r"/([A-Za-z0-9._-]+)(/feedback)?", path)
-            if not match or match.group(1) not in SERVICES:
+            if not match or match.group(1) not in self.services:
                 raise HookError(HTTPStatus.NOT_FOUND, f"no CDS service at {path[:100]}")
             if method != "POST":
                 raise HookError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}; use POST")
@@ -207,12 +219,12 @@ class CdsService:
                               "prefetch": prefetch,
                               "usageRequirements": "Send every prefetch key: the service does not query the "
                                                    "FHIR server and answers 412 when one is missing."}
-                             for hook in SERVICES.values()]}
+                             for hook in self.services.values()]}
 
     # ---- hooks ----
 
     def call(self, service_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        hook = SERVICES[service_id]
+        hook = self.services[service_id]
         if request.get("hook") != hook.id:
             raise HookError(HTTPStatus.BAD_REQUEST, f"hook must be {hook.id!r} for this service")
         if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
@@ -265,7 +277,15 @@ class CdsService:
         entries: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
         for key, (_, kind) in PREFETCH.items():
-            for entry in _entries(prefetch[key], key, kind):
+            found = _entries(prefetch[key], key, kind)
+            if kind == "Patient":
+                if len(found) != 1:
+                    raise HookError(HTTPStatus.BAD_REQUEST, f"prefetch.{key} holds {len(found)} Patient resources; "
+                                                            "it must hold exactly the patient of context.patientId")
+                if found[0]["resource"].get("id") != patient_id:
+                    raise HookError(HTTPStatus.BAD_REQUEST, "the prefetched Patient's id is not context.patientId "
+                                                            "(a Patient without id is refused too)")
+            for entry in found:
                 resource = entry["resource"]
                 rid = resource.get("id")
                 if isinstance(rid, str):
@@ -273,26 +293,48 @@ class CdsService:
                         continue
                     seen.add((kind, rid))
                 entries.append(entry)
-        patient = entries[0]["resource"]
-        if patient.get("id") not in (None, patient_id):
-            raise HookError(HTTPStatus.BAD_REQUEST, "the prefetched Patient is not context.patientId")
+            if len(entries) > MAX_PREFETCH_RESOURCES:
+                raise HookError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                f"the prefetch holds more than {MAX_PREFETCH_RESOURCES} resources; this service reasons "
+                                "over one patient's record of at most that many")
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
     def report(self, bundle: dict[str, Any]) -> Report:
-        """The patient's report, reasoned once per distinct record (hooks repeat while a clinician orders)."""
-        digest = hashlib.sha256(json.dumps(bundle, sort_keys=True, default=str).encode()).hexdigest()
+        """The patient's report, reasoned once per distinct record (hooks repeat while a clinician orders).
+
+        The cache key is the exact JSON (a number and a string of the same digits differ); reasoning
+        runs outside the lock, so calls for other patients go on meanwhile; a refused record is never cached."""
+        digest = hashlib.sha256(repr(_canonical(bundle)).encode("utf-8")).hexdigest()
         with self._lock:
             if digest in self._cache:
                 self._cache.move_to_end(digest)
                 return self._cache[digest]
-            patient = BundleReader(self.guideline).read(bundle)
+        patient = BundleReader(self.guideline).read(bundle)
+        if self.engine.name in PARALLEL_ENGINES:
             report = build_report(self.guideline, self.engine.reason(patient))
+        else:
+            with self._serial:
+                report = build_report(self.guideline, self.engine.reason(patient))
+        with self._lock:
             self._cache[digest] = report
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
-            return report
+        return report
 
     # ---- cards ----
+
+    def warm(self) -> None:
+        """Read the graph's tables now, before requests come in threads (rdflib's SPARQL parser is not thread-safe)."""
+        for table in (self.services, self.indicators, self.statements, self.alternatives):
+            assert table is not None
+
+    @cached_property
+    def services(self) -> dict[str, Hook]:
+        return hook_services(self.guideline)
+
+    @cached_property
+    def indicators(self) -> dict[str, str]:
+        return card_indicators(self.guideline)
 
     @cached_property
     def statements(self) -> dict[str, Quoted]:
@@ -373,7 +415,7 @@ class CdsService:
         fors = [r for r in data["recommendations"] if r["direction"] == "for"]
         for rec in fors:
             urgency = rec.get("urgency")
-            indicator = {"emergent": "critical", "immediate": "warning"}.get(urgency or "", "info")
+            indicator = self.indicators.get(urgency or "", "info")
             when = f" ({urgency})" if urgency else ""
             verb = "Order now" if urgency else "Next step"
             suggestion = self._create_suggestion(rec["action"], patient_ref, urgency)
@@ -404,7 +446,8 @@ class CdsService:
             labels = [self.guideline.concepts[k].label if k in self.guideline.concepts else k for k in keys]
             messages = [v["message"] for v in data["violations"]
                         if v["severity"] == "Warning" and any(k in v["message"] for k in keys)]
-            cards.append(self._card(f"Document the focused examination: {', '.join(labels)}", "info",
+            prompt = self.services["patient-view"].documentation_prompt or "Document"
+            cards.append(self._card(f"{prompt}: {', '.join(labels)}", "info",
                                     "The record documents these neither present nor absent:\n\n"
                                     + "\n".join(f"- {_md(m)}" for m in messages or labels),
                                     ("documentation", "Documentation")))
@@ -432,14 +475,17 @@ class CdsService:
         if not data["conforms"] or not data["applicable"] or not drafts:
             return []
         recs = data["recommendations"]
-        recommended_imaging = [r for r in recs if r["direction"] == "for" and self._kind(r["action"]["key"]) == "imaging"]
+        service = self.services[hook]
+        recommended_imaging = [r for r in recs if r["direction"] == "for"
+                               and self._kind(r["action"]["key"]) == service.alternatives_kind]
         drafted = {d.key for d in drafts}
         cards = []
         for draft in drafts:
             against = next((r for r in recs if r["direction"] == "against" and r["action"]["key"] == draft.key), None)
             chosen = next((r for r in recs if r["direction"] == "for" and r["action"]["key"] == draft.key), None)
             if against is not None:
-                cards.append(self._against_card(report, draft, against, recommended_imaging, drafted, patient_ref))
+                cards.append(self._against_card(report, draft, against, recommended_imaging, drafted, patient_ref,
+                                                service))
             elif chosen is not None and hook == "order-select":
                 urgency = f", {chosen['urgency']}" if chosen.get("urgency") else ""
                 cards.append(self._card(
@@ -450,8 +496,9 @@ class CdsService:
         return cards
 
     def _against_card(self, report: Report, draft: DraftOrder, rec: dict[str, Any],
-                      recommended_imaging: list[dict[str, Any]], drafted: set[str], patient_ref: str) -> dict[str, Any]:
-        imaging = self._kind(draft.key) == "imaging"
+                      recommended_imaging: list[dict[str, Any]], drafted: set[str], patient_ref: str,
+                      service: Hook) -> dict[str, Any]:
+        imaging = bool(service.alternatives_kind) and self._kind(draft.key) == service.alternatives_kind
         alternatives = [a for a in recommended_imaging if a["action"]["key"] != draft.key]
         alongside = [a for a in alternatives if a["action"]["key"] in drafted]
         indicator = "warning"
@@ -482,7 +529,7 @@ class CdsService:
         # The context concepts (MRI contraindicated, unavailable) are what the record may lack: the reasons to override.
         override = [{"system": LOCAL_SYSTEM, "code": key, "display": concept.label}
                     for key, concept in sorted(self.guideline.concepts.items())
-                    if concept.kind == "context" and imaging]
+                    if concept.kind == service.override_kind and imaging]
         return self._card(rec["text"], indicator, self._recommendation_detail(report, rec, lead),
                           ("order-check", "Order check"), suggestions, override)
 
@@ -506,7 +553,8 @@ def _drafts(guideline: Guideline, context: dict[str, Any], hook: str) -> list[Dr
         if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
             continue
         rid = resource.get("id")
-        reference = f"ServiceRequest/{rid}" if isinstance(rid, str) and rid else None
+        # only a valid FHIR id of this draft becomes a reference a card's action may name
+        reference = f"ServiceRequest/{rid}" if isinstance(rid, str) and FHIR_ID.fullmatch(rid) else None
         if hook == "order-select" and selections and reference not in selections:
             continue
         keys = [guideline.code_map[pair][0] for pair in _codings(resource.get("code"), f"draftOrders.entry[{i}]")
@@ -549,6 +597,17 @@ def _entries(value: Any, key: str, kind: str) -> list[dict[str, Any]]:
     return out
 
 
+def _canonical(value: Any) -> Any:
+    """A value with every JSON type kept apart (Decimal 38.6, float 38.6, "38.6" and True/1 all differ)."""
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((str(k), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("array", tuple(_canonical(v) for v in value))
+    if isinstance(value, Decimal):
+        return ("number", str(value))
+    return (type(value).__name__, value)
+
+
 def _is_outcome(value: Any) -> bool:
     """CDS Hooks 2.0 lets a client send an OperationOutcome for a prefetch it could not fill."""
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
@@ -579,6 +638,18 @@ def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
     return cut + "\u2026"
 
 
+CARD_SCHEMA = Path(__file__).parent / "schemas" / "cds-hooks-card.schema.json"
+
+
+@lru_cache(maxsize=1)
+def _card_validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(CARD_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
 def check_card(card: dict[str, Any]) -> None:
     """The specification's rules for a card; a broken card is a bug here, never sent."""
     problems = spec_problems(card)
@@ -587,42 +658,11 @@ def check_card(card: dict[str, Any]) -> None:
 
 
 def spec_problems(card: dict[str, Any]) -> list[str]:
-    """What in a card breaks CDS Hooks 2.0 (empty list: nothing). Tests use it too."""
-    problems = []
-    summary = card.get("summary")
-    if not isinstance(summary, str) or not summary or len(summary) >= 140:
-        problems.append("summary must be a non-empty string under 140 characters")
-    if card.get("indicator") not in INDICATORS:
-        problems.append("indicator must be info, warning or critical")
-    source = card.get("source")
-    if not isinstance(source, dict) or not isinstance(source.get("label"), str) or not source["label"]:
-        problems.append("source.label is required")
-    if "uuid" in card:
-        try:
-            uuid.UUID(card["uuid"])
-        except (ValueError, TypeError, AttributeError):
-            problems.append("uuid is not a UUID")
-    suggestions = card.get("suggestions")
-    if suggestions is not None:
-        if card.get("selectionBehavior") not in ("at-most-one", "any"):
-            problems.append("selectionBehavior must accompany suggestions")
-        for s in suggestions:
-            if not isinstance(s.get("label"), str) or not s["label"]:
-                problems.append("every suggestion needs a label")
-            for action in s.get("actions", []):
-                if action.get("type") not in ("create", "update", "delete") or not action.get("description"):
-                    problems.append("every action needs a type and a description")
-                if action.get("type") in ("create", "update") and not isinstance(action.get("resource"), dict):
-                    problems.append("create and update actions carry a resource")
-                if action.get("type") == "delete" and not action.get("resourceId"):
-                    problems.append("delete actions name a resourceId")
-        if card.get("selectionBehavior") == "at-most-one" and sum(bool(s.get("isRecommended")) for s in suggestions) > 1:
-            problems.append("at most one suggestion may be recommended with at-most-one")
-    for reason in card.get("overrideReasons", []):
-        if not reason.get("display"):
-            problems.append("override reasons need a display")
-    problems += [f"{path} is null or empty" for path in _empty_paths(card, "card")]
-    return problems
+    """What in a card breaks CDS Hooks 2.0, by the card schema (reasoner/schemas/cds-hooks-card.schema.json;
+    empty list: nothing), plus what a schema cannot say: no null or empty value anywhere."""
+    problems = [f"{'/'.join(str(p) for p in error.absolute_path) or 'card'}: {error.message}"
+                for error in sorted(_card_validator().iter_errors(card), key=lambda e: list(map(str, e.absolute_path)))]
+    return problems + [f"{path} is null or empty" for path in _empty_paths(card, "card")]
 
 
 def _empty_paths(value: Any, path: str) -> list[str]:
@@ -635,95 +675,73 @@ def _empty_paths(value: Any, path: str) -> list[str]:
     return []
 
 
-def make_handler(service: CdsService) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to ``service`` (for ``http.server``)."""
+def make_app(service: CdsService, settings: HttpSettings) -> Any:
+    """The service's HTTP routes on the shared layer; ``handle`` answers, in the thread pool."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "guideline-kg-cds/" + SPEC_VERSION
-        protocol_version = "HTTP/1.1"
+    service.warm()
 
-        def _answer(self, answer: Answer) -> None:
-            payload = json.dumps(answer.body, ensure_ascii=False, default=str).encode("utf-8")
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self._cors()
-            self.end_headers()
-            self.wfile.write(payload)
+    async def endpoint(request: Request) -> Response:
+        body = b""
+        if request.method == "POST":
+            body = await read_body(request, settings.max_body, settings.body_timeout)
+        answer = await in_thread(service.handle, request.method, request.url.path, body,
+                                 request.headers.get("authorization"))
+        return json_answer(answer)
 
-        def _cors(self) -> None:
-            # Browser-based CDS clients (e.g. the CDS Hooks sandbox) need CORS; only the origin given is allowed.
-            if service.cors:
-                self.send_header("Access-Control-Allow-Origin", service.cors)
-                self.send_header("Vary", "Origin")
-                self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-                self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
-
-        def _body(self) -> bytes | None:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                self._answer(Answer(413 if length > 0 else 400, {"error": "Content-Length is missing or too large"}))
-                return None
-            return self.rfile.read(length)
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            self._answer(service.handle("GET", self.path, authorization=self.headers.get("Authorization")))
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = self._body()
-            if body is not None:
-                self._answer(service.handle("POST", self.path, body, self.headers.get("Authorization")))
-
-        def do_OPTIONS(self) -> None:  # noqa: N802
-            self.send_response(204)
-            self._cors()
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            # Request line and status only: never a patient's data.
-            sys.stderr.write(f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {format % args}\n")
-
-    return Handler
+    routes = [Route(BASE_PATH, endpoint, methods=["GET", "POST"]),
+              Route(BASE_PATH + "/{rest:path}", endpoint, methods=["GET", "POST"])]
+    return build_app(routes, settings, error=lambda refused: json_answer(
+        Answer(int(refused.status), {"error": refused.message}), refused.headers))
 
 
-def make_server(service: CdsService, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP server for ``service``; port 0 picks a free port (``server.server_address``)."""
-    server = ThreadingHTTPServer((host, port), make_handler(service))
-    server.daemon_threads = True
-    return server
+def json_answer(answer: Answer, headers: dict[str, str] | None = None) -> Response:
+    payload = json.dumps(answer.body, ensure_ascii=False, default=str).encode("utf-8")
+    return Response(payload, answer.status, headers, "application/json; charset=utf-8")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def make_server(service: CdsService, host: str = "127.0.0.1", port: int = 0, cors: str | None = None,
+                settings: HttpSettings | None = None) -> HttpServer:
+    """An HTTP server for ``service`` (port 0 picks a free one: ``server.address``); refuses to listen beyond
+    loopback unless the service authenticates its clients. ``settings`` overrides host, port and cors."""
+    settings = settings or HttpSettings(host=host, port=port, cors=cors, max_body=MAX_BODY_BYTES)
+    host = settings.host
+    check_binding(host, service.auth is not None, "the CDS Hooks service",
+                  "CDS Hooks authentication (--trusted-issuer ISSUER=JWKS and --public-url)")
+    return HttpServer(make_app(service, settings), settings)
 
 
 def serve_cds(args: argparse.Namespace) -> int:
     """``guideline-kg serve --cds-hooks``: serve until interrupted."""
+    from reasoner.cdsauth import parse_issuer
+
     host = getattr(args, "host", None) or "127.0.0.1"
     port = getattr(args, "port", None)
-    token = getattr(args, "token", None) or os.environ.get(TOKEN_VARIABLE) or None
-    if not token and not _loopback(host):
-        raise InputError(f"serving CDS Hooks on {host} needs a bearer token (--token or ${TOKEN_VARIABLE})")
-    service = CdsService.load(getattr(args, "engine", None), token, getattr(args, "cors", None))
+    if getattr(args, "token", None):
+        raise InputError("CDS Hooks clients authenticate with a signed JWT, not a static token: "
+                         "give --trusted-issuer ISSUER=JWKS and --public-url instead of --token")
+    issuers = [parse_issuer(spec) for spec in getattr(args, "trusted_issuer", None) or []]
+    public_url = getattr(args, "public_url", None)
+    if issuers and not public_url:
+        raise InputError("--trusted-issuer needs --public-url (the service's URL as the EHR calls it: the JWT's aud)")
+    auth = JwtVerifier({i.iss: i for i in issuers}, public_url) if issuers else None
+    check_binding(host, auth is not None, "the CDS Hooks service",
+                  "CDS Hooks authentication (--trusted-issuer ISSUER=JWKS and --public-url)")
+    service = CdsService.load(getattr(args, "engine", None), auth)
     settle()  # the service process lives on: what it loaded stays out of the collector's way
     try:
-        server = make_server(service, host, 8080 if port is None else int(port))
+        server = make_server(service, host, 8080 if port is None else int(port), getattr(args, "cors", None))
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound_host, bound_port = server.server_address[:2]
-    sys.stderr.write(f"guideline-kg: CDS Hooks {SPEC_VERSION} service on http://{bound_host}:{bound_port}{BASE_PATH}\n")
+    sys.stderr.write(f"guideline-kg: CDS Hooks {SPEC_VERSION} service on {server.url}{BASE_PATH}\n")
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, _stop)
     serve_until_stopped(server)
     return 0
 
 
-__all__ = ["CdsService", "Answer", "make_handler", "make_server", "serve_cds", "spec_problems", "PREFETCH",
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the service as Ctrl-C does
+
+
+__all__ = ["CdsService", "Answer", "make_app", "make_server", "serve_cds", "spec_problems", "PREFETCH",
            "guideline_statements", "Quoted", "shorten"]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from socketserver import BaseServer
+from typing import Protocol
 
 
-def serve_until_stopped(server: BaseServer, *cleanups: Callable[[], object]) -> None:
-    """Serve until Ctrl-C (a command may map SIGTERM to it); then close the socket and run ``cleanups``."""
+class Serving(Protocol):
+    def serve_forever(self) -> None: ...
+
+
+def serve_until_stopped(server: Serving, *cleanups: Callable[[], object]) -> None:
+    """Serve until Ctrl-C or SIGTERM (the server stops taking requests, lets those in flight finish
+    within its grace period and closes its socket); then run ``cleanups``."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
         for cleanup in cleanups:
             cleanup()

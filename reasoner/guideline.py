@@ -396,7 +396,13 @@ def _digest(files: list[tuple[str, bytes]]) -> str:
 
 
 def load_named_query(name_or_path: str) -> QueryFile:
-    """A competency query by name (``queries/<name>.rq``) or a path to a ``.rq`` file."""
+    """A competency query by name (``queries/<name>.rq``), a path to a ``.rq`` file, or ``-``: standard input."""
+    if name_or_path == "-":
+        import sys
+
+        from reasoner.queries import MAX_QUERY_BYTES, query_from_bytes
+
+        return query_from_bytes("stdin", Path("<stdin>"), sys.stdin.buffer.read(MAX_QUERY_BYTES + 1))
     path = Path(name_or_path)
     if path.suffix == ".rq" and path.exists():
         return load_query(path)

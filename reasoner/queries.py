@@ -190,8 +190,18 @@ def read_query(path: Path) -> tuple[QueryFile, bytes]:
         if size > MAX_QUERY_BYTES:
             raise GuidelineError(f"{path.name}: {size} bytes is over the {MAX_QUERY_BYTES} byte limit for a query")
         data = path.read_bytes()
+    except OSError as exc:
+        raise GuidelineError(f"{path}: cannot read query: {exc}") from None
+    return query_from_bytes(path.stem, path, data), data
+
+
+def query_from_bytes(name: str, path: Path, data: bytes) -> QueryFile:
+    """A query from its bytes (a file's, or standard input's for ``query -``)."""
+    if len(data) > MAX_QUERY_BYTES:
+        raise GuidelineError(f"{path.name}: {len(data)} bytes is over the {MAX_QUERY_BYTES} byte limit for a query")
+    try:
         text = decode_text(data)
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise GuidelineError(f"{path}: cannot read query: {exc}") from None
     header = parse_header(text)
     params = []
@@ -200,7 +210,7 @@ def read_query(path: Path) -> tuple[QueryFile, bytes]:
         if len(parts) < 2:
             raise GuidelineError(f"{path.name}: '#+ param: {line}' needs a name and a type")
         params.append(Param(parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
-    return QueryFile(path.stem, path, text, header, tuple(params)), data
+    return QueryFile(name, path, text, header, tuple(params))
 
 
 def decode_text(data: bytes) -> str:

@@ -247,6 +247,7 @@ class WorkerPool:
         self._context = _context()
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
+        self._long: set[_Worker] = set()  # workers moved to the long lane mid-query (close() stops them too)
         self._lock = threading.Lock()
         self._closed = False
         starting = [self._start() for _ in range(size)]
@@ -336,6 +337,7 @@ class WorkerPool:
         try:
             with self._lock:
                 self._all.discard(worker)  # from now on a long-lane worker, retired when its query ends
+                self._long.add(worker)
             self._start_in_background()
             return self._finish(worker, job, self.timeout - (time.monotonic() - started), key, retire=True,
                                 sent=True)
@@ -351,11 +353,13 @@ class WorkerPool:
                 worker.stop()
                 with self._lock:
                     self._all.discard(worker)
+                    self._long.discard(worker)
                 raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped")
         except (EOFError, OSError):
             worker.stop()
             with self._lock:
                 self._all.discard(worker)
+                self._long.discard(worker)
             raise WorkerEnded("the query's worker process ended (over its memory limit?)") from None
         return self._result(worker, retire)
 
@@ -365,6 +369,8 @@ class WorkerPool:
         except (EOFError, OSError):
             if retire:
                 worker.stop()
+                with self._lock:
+                    self._long.discard(worker)
             else:
                 self._replace(worker)
             raise WorkerEnded("the query's worker process ended (over its memory limit?)") from None
@@ -372,6 +378,7 @@ class WorkerPool:
             worker.stop()
             with self._lock:
                 self._all.discard(worker)
+                self._long.discard(worker)
         elif status == "memory":
             self._replace(worker)  # the allocator may be left in a poor state: start afresh
         else:
@@ -385,7 +392,7 @@ class WorkerPool:
     def close(self) -> None:
         self._closed = True
         with self._lock:
-            workers, self._all = list(self._all), set()
+            workers, self._all, self._long = list(self._all | self._long), set(), set()
         for worker in workers:
             worker.stop()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +12,8 @@ from conftest import EXAMPLES, engine, guideline
 from reasoner.formats import render
 from reasoner.patient import read_patient
 from reasoner.report import build_report
-from reasoner.serve import NamedGraph, Service, Settings, guideline_graphs, make_server, read_reports
+from reasoner.endpoint import make_server
+from reasoner.serve import NamedGraph, Service, Settings, guideline_graphs, read_reports
 
 # Patients whose reports the tests load: a mass with fever and no MRI yet, a negative MRI, a cauda equina
 # presentation and a patient the guideline does not apply to.
@@ -41,13 +41,8 @@ def running_endpoint(**settings: object) -> Iterator[str]:
     """A SPARQL endpoint on 127.0.0.1 and a free port, in this process; yields its base URL."""
     config = Settings(host="127.0.0.1", port=0, **settings)  # type: ignore[arg-type]
     service = Service.start(list(dataset_graphs()), config)
-    server = make_server(service)
-    config.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        with make_server(service) as server:
+            yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
         service.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 import uuid
 from functools import lru_cache
@@ -146,12 +147,11 @@ def test_discovery_lists_the_three_hooks_with_prefetch_for_patient_conditions_ob
 
 
 def test_service_answers_over_http_on_localhost_with_cors_for_the_origin_given():
-    server = make_server(CdsService(guideline(), engine(), cors="https://sandbox.example.org"), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        with urllib.request.urlopen(f"http://{host}:{port}/cds-services", timeout=30) as response:
+    with make_server(CdsService(guideline(), engine()), "127.0.0.1", 0, cors="https://sandbox.example.org") as server:
+        host, port = server.address
+        discovery = urllib.request.Request(f"http://{host}:{port}/cds-services",
+                                           headers={"Origin": "https://sandbox.example.org"})
+        with urllib.request.urlopen(discovery, timeout=30) as response:
             assert response.status == 200
             assert response.headers["Access-Control-Allow-Origin"] == "https://sandbox.example.org"
             assert response.headers["Content-Type"].startswith("application/json")
@@ -162,9 +162,6 @@ def test_service_answers_over_http_on_localhost_with_cors_for_the_origin_given()
         with urllib.request.urlopen(req, timeout=120) as response:
             cards = json.load(response)["cards"]
         assert [c["indicator"] for c in cards] == ["warning"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---- patient-view ----
@@ -319,19 +316,173 @@ def test_bad_requests_get_a_4xx_with_a_message(path, body, status):
     assert got == status and answer["error"]
 
 
-def test_with_a_token_every_request_needs_it():
-    guarded = CdsService(guideline(), engine(), token="s3cret")
-    assert guarded.handle("GET", "/cds-services").status == 401
-    assert guarded.handle("GET", "/cds-services", authorization="Bearer wrong").status == 401
-    assert guarded.handle("GET", "/cds-services", authorization="Bearer s3cret").status == 200
-
-
-def test_serving_beyond_localhost_without_a_token_is_refused(monkeypatch, capsys):
+def test_serving_beyond_localhost_without_cds_authentication_is_refused(monkeypatch, capsys):
     monkeypatch.delenv("GUIDELINE_KG_TOKEN", raising=False)
     from reasoner.cli import main
 
     assert main(["serve", "--cds-hooks", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "bearer token" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trusted-issuer" in err
+    # a static token is not CDS Hooks authentication
+    assert main(["serve", "--cds-hooks", "--host", "0.0.0.0", "--port", "0", "--token", "s3cret"]) == 2
+    assert "JWT" in capsys.readouterr().err
+
+
+# ---- the patient of the request ----
+
+def _with_patient(patient: Any) -> dict[str, Any]:
+    body = request("patient-view")
+    body["prefetch"]["patient"] = patient
+    return body
+
+
+def test_a_prefetched_patient_without_id_or_with_another_id_is_refused_never_answered():
+    body = request("patient-view")
+    patient = dict(body["prefetch"]["patient"])
+    del patient["id"]
+    for wrong in (patient, {**patient, "id": "someone-else"}):
+        status, answer = post("/cds-services/patient-view", _with_patient(wrong))
+        assert status == 400 and "cards" not in answer and "context.patientId" in answer["error"]
+    assert post("/cds-services/patient-view", request("patient-view"))[0] == 200
+
+
+@pytest.mark.parametrize("patient", [
+    {"resourceType": "Bundle", "type": "searchset", "entry": []},
+    {"resourceType": "Bundle", "type": "searchset"},
+])
+def test_an_empty_patient_prefetch_is_a_4xx_not_a_500(patient):
+    status, answer = post("/cds-services/patient-view", _with_patient(patient))
+    assert status == 400 and "Patient" in answer["error"]
+
+
+@pytest.mark.parametrize("rid, kept", [("sr-1.a", True), ("a" * 64, True), ("a" * 65, False), ("../x", False),
+                                       ("sr 1", False), ("sr1/_history/2", False), ("", False)])
+def test_a_draft_id_becomes_a_resource_id_only_when_it_is_a_valid_fhir_id(rid, kept):
+    cards = cards_for("order-sign", order_request("order-sign", [(rid, BONE_SCAN)]))
+    named = {a["resourceId"] for c in cards for s in c.get("suggestions", []) for a in s["actions"]
+             if a["type"] == "delete"}
+    assert len(cards) == 1  # the order is checked either way
+    assert named == ({f"ServiceRequest/{rid}"} if kept else set())
+
+
+def _temperature(body: dict[str, Any], value: Any) -> dict[str, Any]:
+    for entry in body["prefetch"]["observations"]["entry"]:
+        if entry["resource"]["code"]["coding"][0]["code"] == "8310-5":
+            entry["resource"]["valueQuantity"]["value"] = value
+    return body
+
+
+def test_the_cache_keys_on_the_exact_json_so_a_refused_input_is_never_answered_from_it():
+    fresh = CdsService(guideline(), engine())
+    number = _temperature(request("patient-view"), 38.6)
+    text = _temperature(request("patient-view"), "38.6")
+    first = fresh.handle("POST", "/cds-services/patient-view", json.dumps(number).encode())
+    refused = fresh.handle("POST", "/cds-services/patient-view", json.dumps(text).encode())
+    assert first.status == 200 and first.body["cards"]
+    assert refused.status == 400 and "cards" not in refused.body
+    # and the other way round, on a service whose cache saw the refused one first
+    other = CdsService(guideline(), engine())
+    assert other.handle("POST", "/cds-services/patient-view", json.dumps(text).encode()).status == 400
+    assert other.handle("POST", "/cds-services/patient-view", json.dumps(number).encode()).status == 200
+
+
+# ---- CDS Hooks 2.0 authentication (JWT signed by the EHR) ----
+
+ISS, BASE = "https://ehr.example.org", "https://cds.example.org"
+
+
+@lru_cache(maxsize=1)
+def keys() -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = {"keys": [{**json.loads(RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1", "alg": "RS384"},
+                     {**json.loads(ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "ec-1", "alg": "ES384"}]}
+    return {"rsa": rsa_key, "ec": ec_key, "other": other, "jwks": jwks}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> CdsService:
+    from reasoner.cdsauth import JwtVerifier, parse_issuer
+
+    path = tmp_path_factory.mktemp("jwks") / "ehr.json"
+    path.write_text(json.dumps(keys()["jwks"]))
+    issuer = parse_issuer(f"{ISS}={path}")
+    return CdsService(guideline(), engine(), JwtVerifier({ISS: issuer}, BASE))
+
+
+def token(path: str = "/cds-services", key: str = "rsa", alg: str = "RS384", kid: str | None = None,
+          **claims: Any) -> str:
+    import time
+    import jwt
+
+    now = int(time.time())
+    own_jku = claims.pop("jku", None)
+    payload = {"iss": ISS, "aud": BASE + path, "iat": now, "exp": now + 120, "jti": str(uuid.uuid4()), **claims}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    headers = {"kid": kid or {"rsa": "rsa-1", "ec": "ec-1", "other": "rsa-1"}[key]}
+    if own_jku:
+        headers["jku"] = "https://attacker.example.org/jwks.json"
+    secret = "not-a-key-" * 8 if alg == "HS384" else keys()[key]
+    return jwt.encode(payload, secret, algorithm=alg, headers=headers)
+
+
+def test_a_jwt_of_a_trusted_issuer_for_this_service_is_accepted_rs384_and_es384(guarded):
+    assert guarded.handle("GET", "/cds-services", authorization=f"Bearer {token()}").status == 200
+    assert guarded.handle("GET", "/cds-services", authorization=f"Bearer {token(key='ec', alg='ES384')}").status == 200
+    body = json.dumps(request("patient-view")).encode()
+    answer = guarded.handle("POST", "/cds-services/patient-view", body,
+                            f"Bearer {token('/cds-services/patient-view')}")
+    assert answer.status == 200 and answer.body["cards"]
+
+
+def test_the_same_jwt_twice_is_a_replay_and_refused(guarded):
+    once = f"Bearer {token()}"
+    assert guarded.handle("GET", "/cds-services", authorization=once).status == 200
+    again = guarded.handle("GET", "/cds-services", authorization=once)
+    assert again.status == 401 and "replay" in again.body["error"]
+
+
+@pytest.mark.parametrize("why, authorization", [
+    ("no token", lambda: None),
+    ("a static token", lambda: "Bearer s3cret"),
+    ("another service's aud", lambda: f"Bearer {token('/cds-services/order-sign')}"),
+    ("another host's aud", lambda: f"Bearer {token(aud='https://elsewhere.example.org/cds-services')}"),
+    ("an untrusted issuer", lambda: f"Bearer {token(iss='https://evil.example.org')}"),
+    ("a key the issuer does not have", lambda: f"Bearer {token(key='other')}"),
+    ("HMAC instead of a signature", lambda: f"Bearer {token(alg='HS384')}"),
+    ("RS256", lambda: f"Bearer {token(alg='RS256')}"),
+    ("expired", lambda: f"Bearer {token(iat=1_700_000_000, exp=1_700_000_100)}"),
+    ("issued in the future", lambda: f"Bearer {token(iat=4_000_000_000, exp=4_000_000_100)}"),
+    ("living over five minutes", lambda: f"Bearer {token(exp=int(__import__('time').time()) + 3600)}"),
+    ("no jti", lambda: f"Bearer {token(jti=None)}"),
+    ("no exp", lambda: f"Bearer {token(exp=None)}"),
+    ("a jku of its own", lambda: f"Bearer {token(jku=True)}"),
+])
+def test_a_jwt_that_is_not_exactly_right_gets_401(guarded, why, authorization):
+    answer = guarded.handle("GET", "/cds-services", authorization=authorization())
+    assert answer.status == 401 and answer.body["error"], why
+
+
+def test_over_http_on_loopback_the_jwt_is_checked_when_configured_and_not_needed_otherwise(guarded):
+    def get(server, authorization=None) -> int:
+        host, port = server.address
+        headers = {"Authorization": authorization} if authorization else {}
+        req = urllib.request.Request(f"http://{host}:{port}/cds-services", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with make_server(guarded) as server:
+        assert get(server) == 401
+        assert get(server, f"Bearer {token()}") == 200
+    with make_server(service()) as server:
+        assert get(server) == 200
 
 
 def test_feedback_is_accepted_and_recorded():
@@ -349,3 +500,147 @@ def test_feedback_is_accepted_and_recorded():
 def test_feedback_without_an_outcome_is_refused():
     status, answer = post("/cds-services/order-select/feedback", {"feedback": [{"card": "x"}]})
     assert status == 400 and "outcome" in answer["error"]
+
+
+# ---- one large patient does not hold up the others ----
+
+def _padded(extra: int) -> bytes:
+    """A patient-view request whose Conditions and Observations are repeated (new ids) ``extra`` times in all."""
+    body = request("patient-view")
+    for key in ("conditions", "observations"):
+        entries = body["prefetch"][key]["entry"]
+        copies = []
+        for i in range(extra // 2):
+            entry = json.loads(json.dumps(entries[i % len(entries)]))
+            entry["resource"]["id"] = f"{key}-copy-{i}"
+            entry.pop("fullUrl", None)
+            copies.append(entry)
+        body["prefetch"][key]["entry"] = entries + copies
+    return json.dumps(body).encode()
+
+
+def _timed_post(url: str, body: bytes, out: dict[str, Any]) -> None:
+    import time
+
+    started = time.perf_counter()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as response:
+            out["status"] = response.status
+            out["body"] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        out["status"] = exc.code
+        out["body"] = json.load(exc)
+    out["seconds"] = time.perf_counter() - started
+
+
+def test_a_large_prefetch_does_not_hold_up_an_ordinary_call_and_an_oversized_one_is_refused_at_once():
+    from reasoner.cds import MAX_PREFETCH_RESOURCES
+
+    large, ordinary = _padded(400), json.dumps(request("patient-view", "negative-mri.json")).encode()
+    with make_server(CdsService(guideline(), engine())) as server:
+        url = f"http://127.0.0.1:{server.address[1]}/cds-services/patient-view"
+        alone: dict[str, Any] = {}
+        _timed_post(url, large, alone)  # the large patient alone (then cached: the run below uses a new copy)
+        large = _padded(402)
+        assert alone["status"] == 200
+        slow: dict[str, Any] = {}
+        thread = threading.Thread(target=_timed_post, args=(url, large, slow))
+        thread.start()
+        import time
+        time.sleep(min(0.3, alone["seconds"] / 4))  # the large one is being reasoned
+        meanwhile: dict[str, Any] = {}
+        _timed_post(url, ordinary, meanwhile)
+        large_still_running = thread.is_alive()
+        thread.join()
+        oversized: dict[str, Any] = {}
+        _timed_post(url, _padded(MAX_PREFETCH_RESOURCES + 10), oversized)
+    print(f"\nlarge alone {alone['seconds']:.2f} s, large beside {slow['seconds']:.2f} s, "
+          f"ordinary meanwhile {meanwhile['seconds']:.2f} s, oversized refused in {oversized['seconds']:.2f} s")
+    assert slow["status"] == 200 and meanwhile["status"] == 200 and meanwhile["body"]["cards"]
+    assert large_still_running  # with reasoning under one lock the ordinary call would wait for the large one
+    assert meanwhile["seconds"] < alone["seconds"] / 2
+    assert oversized["status"] == 413 and str(MAX_PREFETCH_RESOURCES) in oversized["body"]["error"]
+    assert oversized["seconds"] < alone["seconds"] / 2
+
+
+# ---- the card schema ----
+
+@pytest.mark.parametrize("break_it, expected", [
+    (lambda c: c.update(summary="x" * 140), "summary"),
+    (lambda c: c.update(indicator="urgent"), "indicator"),
+    (lambda c: c.pop("source"), "source"),
+    (lambda c: c.update(uuid="not-a-uuid"), "uuid"),
+    (lambda c: c.pop("selectionBehavior"), "selectionBehavior"),
+    (lambda c: c["suggestions"].append(dict(c["suggestions"][0])), "at most 1"),
+    (lambda c: c["suggestions"][0]["actions"][-1].pop("resource"), "resource"),
+    (lambda c: c.update(detail=""), "detail"),
+    (lambda c: c.update(extra=1), "extra"),
+])
+def test_the_card_schema_catches_what_breaks_the_specification(patient_view, break_it, expected):
+    from reasoner.cds import spec_problems
+
+    card = json.loads(json.dumps(next(c for c in patient_view if c.get("suggestions"))))
+    assert spec_problems(card) == []
+    break_it(card)
+    problems = spec_problems(card)
+    assert problems and any(expected in p for p in problems), problems
+
+
+def test_service_titles_and_card_indicators_come_from_the_graph():
+    from rdflib import Literal, URIRef
+
+    from reasoner.cds import card_indicators, hook_services
+
+    g = guideline()
+    assert card_indicators(g) == {"emergent": "critical", "immediate": "warning", "routine": "info"}
+    services = hook_services(g)
+    assert set(services) == {"patient-view", "order-select", "order-sign"}
+    assert services["order-sign"].alternatives_kind == "imaging" and services["order-sign"].override_kind == "context"
+    title = g.graph.value(URIRef("https://w3id.org/guideline-kg/mid-lumbar-mass/cds-order-select"),
+                          URIRef("http://purl.org/dc/terms/title"))
+    assert isinstance(title, Literal) and services["order-select"].title == str(title)
+
+
+def test_the_documentation_card_opens_with_the_prompt_the_graph_gives(patient_view):
+    from reasoner.cds import hook_services
+
+    prompt = hook_services(guideline())["patient-view"].documentation_prompt
+    assert prompt == "Document the focused examination"
+    documentation = [c for c in patient_view if c["source"]["topic"]["code"] == "documentation"]
+    assert len(documentation) == 1 and documentation[0]["summary"].startswith(prompt + ": ")
+
+
+def test_the_command_line_service_reads_the_jwks_file_it_is_given_and_checks_jwts(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    jwks = tmp_path / "ehr-jwks.json"
+    jwks.write_text(json.dumps(keys()["jwks"]))
+    server = subprocess.Popen([sys.executable, "-m", "reasoner", "serve", "--cds-hooks", "--port", "0",
+                               "--trusted-issuer", f"{ISS}={jwks}", "--public-url", BASE],
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        banner = server.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/cds-services", banner)
+        assert match, banner + server.stderr.read() if server.poll() is not None else banner
+        url = f"http://127.0.0.1:{match.group(1)}/cds-services"
+
+        def status(authorization: str | None) -> int:
+            req = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert status(None) == 401
+        assert status(f"Bearer {token()}") == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

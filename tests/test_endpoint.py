@@ -11,6 +11,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from urllib.parse import urlencode
 
 import pytest
@@ -34,17 +35,19 @@ def endpoint() -> Iterator[str]:
 
 
 def request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
-            method: str | None = None) -> tuple[int, dict[str, str], bytes]:
+            method: str | None = None) -> tuple[int, Message, bytes]:
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
-def get(base: str, query: str, accept: str = "application/sparql-results+json", **params: str):
-    return request(f"{base}/sparql?{urlencode({'query': query, **params})}", headers={"Accept": accept})
+def get(base: str, query: str, accept: str = "application/sparql-results+json", origin: str | None = None,
+        **params: str):
+    headers = {"Accept": accept, **({"Origin": origin} if origin else {})}
+    return request(f"{base}/sparql?{urlencode({'query': query, **params})}", headers=headers)
 
 
 def client(base: str, query: str, fmt: str, method: str | None = None) -> SPARQLWrapper:
@@ -260,15 +263,20 @@ def test_population_queries_find_the_patients_with_a_mass_and_no_mri_and_count_r
 
 
 def test_cors_is_off_unless_an_origin_is_configured(endpoint: str) -> None:
-    _, headers, _ = get(endpoint, "ASK {}")
+    _, headers, _ = get(endpoint, "ASK {}", origin="https://tools.example.org")
     assert "Access-Control-Allow-Origin" not in headers
-    with running_endpoint(cors="https://tools.example.org") as base:
-        _, headers, _ = get(base, "ASK {}")
+    with running_endpoint(cors="https://tools.example.org", token=TOKEN) as base:
+        _, headers, _ = get(base, "ASK {}", origin="https://tools.example.org")
         assert headers["Access-Control-Allow-Origin"] == "https://tools.example.org"
+        _, headers, _ = get(base, "ASK {}", origin="https://elsewhere.example.org")
+        assert "Access-Control-Allow-Origin" not in headers
+        # a preflight carries no token and is answered; the request it prepares still needs one
         status, headers, _ = request(f"{base}/sparql", method="OPTIONS",
                                      headers={"Origin": "https://tools.example.org",
-                                              "Access-Control-Request-Method": "POST"})
-        assert status == 204 and "POST" in headers["Access-Control-Allow-Methods"]
+                                              "Access-Control-Request-Method": "POST",
+                                              "Access-Control-Request-Headers": "authorization, content-type"})
+        assert status == 200 and "POST" in headers["Access-Control-Allow-Methods"]
+        assert "authorization" in headers["Access-Control-Allow-Headers"].lower()
 
 
 def test_with_a_token_every_request_without_it_gets_401(endpoint: str) -> None:
@@ -289,3 +297,97 @@ def test_binding_beyond_loopback_without_a_token_is_refused_with_exit_2() -> Non
                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "token" in run.stderr
+
+
+# ---- protocol: concurrency, short forms, prefixes, format=, Graph Store Protocol, QC queries ----
+
+def test_queries_arriving_together_on_a_fresh_endpoint_all_parse() -> None:
+    queries = [f"""PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
+    SELECT ?p (COUNT(?i) AS ?n{n}) WHERE {{ ?p a gkg:Patient ; gkg:identifier ?i
+      OPTIONAL {{ ?p gkg:x{n} ?y }} FILTER(STRLEN(STR(?i)) > {n % 3}) }} GROUP BY ?p ORDER BY ?p""" for n in range(24)]
+    with running_endpoint(timeout=60.0, workers=2) as base:
+        barrier = threading.Barrier(len(queries))
+        statuses: list[tuple[int, bytes]] = [(0, b"")] * len(queries)
+
+        def run(n: int) -> None:
+            barrier.wait()
+            status, _, body = get(base, queries[n])
+            statuses[n] = (status, body[:200])
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(len(queries))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [s for s, _ in statuses] == [200] * len(queries), [b for s, b in statuses if s != 200][:3]
+
+
+@pytest.mark.parametrize("query, triples", [
+    ("PREFIX gkg: <https://w3id.org/guideline-kg/vocab#> CONSTRUCT WHERE { ?p a gkg:Patient ; gkg:identifier ?i }", 8),
+    ("CONSTRUCT WHERE { ?s a <https://w3id.org/guideline-kg/vocab#Patient> } LIMIT 3", 3),
+    ("CONSTRUCT WHERE { ?s a <https://w3id.org/guideline-kg/vocab#Patient> } ORDER BY ?s OFFSET 1", 3),
+])
+def test_the_construct_where_short_form_works(endpoint: str, query: str, triples: int) -> None:
+    status, headers, body = get(endpoint, query, "text/turtle")
+    assert status == 200, body
+    assert len(Graph().parse(data=body, format="turtle")) == triples
+
+
+@pytest.mark.parametrize("prefix", ["gkg", "rdf", "owl", "schema", "xsd"])
+def test_a_query_with_an_undeclared_prefix_is_refused_with_400(endpoint: str, prefix: str) -> None:
+    status, _, body = get(endpoint, f"SELECT * WHERE {{ ?s {prefix}:type ?o }} LIMIT 1")
+    assert status == 400 and b"prefix" in body.lower(), body
+    declared = f"PREFIX {prefix}: <urn:x:> SELECT * WHERE {{ ?s {prefix}:type ?o }} LIMIT 1"
+    assert get(endpoint, declared)[0] == 200
+
+
+@pytest.mark.parametrize("fmt, media", [("json", "application/sparql-results+json"), ("csv", "text/csv"),
+                                        ("tsv", "text/tab-separated-values"), ("xml", "application/sparql-results+xml"),
+                                        ("text/csv", "text/csv")])
+def test_the_format_parameter_wins_over_accept(endpoint: str, fmt: str, media: str) -> None:
+    status, headers, _ = get(endpoint, PATIENTS, "application/sparql-results+json;q=0.1, text/turtle", format=fmt)
+    assert status == 200 and headers["Content-Type"].startswith(media)
+
+
+def test_the_format_parameter_for_a_graph_and_a_bad_one(endpoint: str) -> None:
+    construct = "CONSTRUCT WHERE { ?s a <https://w3id.org/guideline-kg/vocab#Patient> }"
+    for fmt, media in (("json", "application/ld+json"), ("turtle", "text/turtle"), ("xml", "application/rdf+xml"),
+                       ("ntriples", "application/n-triples")):
+        status, headers, _ = get(endpoint, construct, "text/csv", format=fmt)
+        assert status == 200 and headers["Content-Type"].startswith(media), fmt
+    assert get(endpoint, PATIENTS, format="yaml")[0] == 400
+    assert get(endpoint, PATIENTS, format="turtle")[0] == 406  # a SELECT has no Turtle form
+
+
+def test_the_graph_store_protocol_reads_one_graph_the_default_graph_and_the_whole_dataset(endpoint: str) -> None:
+    status, headers, body = request(f"{endpoint}/store?{urlencode({'graph': str(GUIDELINE_GRAPH)})}",
+                                    headers={"Accept": "text/turtle"})
+    assert status == 200 and headers["Content-Type"].startswith("text/turtle")
+    guideline_triples = len(Graph().parse(data=body, format="turtle"))
+    assert guideline_triples > 1000
+    status, headers, body = request(f"{endpoint}/store?graph={GUIDELINE_GRAPH}", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    status, _, body = request(f"{endpoint}/store?default", headers={"Accept": "application/n-triples"})
+    union = Graph().parse(data=body, format="nt")
+    assert status == 200 and len(union) > guideline_triples
+    status, headers, body = request(f"{endpoint}/store")
+    assert status == 200 and headers["Content-Type"].startswith("application/n-quads")
+    from rdflib import Dataset
+    dataset = Dataset()
+    dataset.parse(data=body, format="nquads")
+    names = {g.identifier for g in dataset.graphs() if len(g)}
+    assert {GUIDELINE_GRAPH, INFERRED_GRAPH} <= names and len(names) == 6
+    assert len(set(dataset.graph(GUIDELINE_GRAPH))) == guideline_triples
+    assert request(f"{endpoint}/store?graph=urn:x:nothing")[0] == 404
+    assert request(f"{endpoint}/store?graph=urn:x:a&default")[0] == 400
+    assert request(f"{endpoint}/store", data=b"<a> <b> <c> .", headers={"Content-Type": "text/turtle"})[0] == 405
+
+
+def test_qc_queries_are_reachable_under_their_folder(endpoint: str) -> None:
+    status, _, body = request(f"{endpoint}/queries", headers={"Accept": "application/json"})
+    listed = {q["name"] for q in json.loads(body)["queries"]}
+    assert "qc/duplicate-id-violation" in listed and "red-flags" in listed
+    status, rows = named(endpoint, "qc/duplicate-id-violation")
+    assert status == 200 and rows == []  # the shipped guideline passes its QC
+    assert named(endpoint, "qc/no-such-check")[0] == 404
+    assert named(endpoint, "qc/../red-flags")[0] == 404

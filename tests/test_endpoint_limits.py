@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -28,13 +29,13 @@ PATIENTS = "SELECT ?p WHERE { ?p a <https://w3id.org/guideline-kg/vocab#Patient>
 
 
 def get(base: str, query: str, accept: str = "application/sparql-results+json",
-        timeout: float = 120) -> tuple[int, dict[str, str], bytes]:
+        timeout: float = 120) -> tuple[int, Any, bytes]:
     request = urllib.request.Request(f"{base}/sparql?{urlencode({'query': query})}", headers={"Accept": accept})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
 def test_a_query_over_the_time_limit_is_stopped_with_503_and_retry_after() -> None:

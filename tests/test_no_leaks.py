@@ -58,8 +58,15 @@ class Listener:
             conn.close()
 
     def close(self) -> None:
+        # close() alone leaves a thread blocked in accept() asleep; shutdown() wakes it with an error at once
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive(), "the listener's accept() did not wake"
+
 
 
 # Files opened for real, past the guard (a hook added after the guard's sees only what it lets through).

@@ -217,3 +217,15 @@ def test_generalized_rdf_triples_are_dropped() -> None:
     raw.add((Literal("x"), G.p, G.S01))  # owlrl writes such triples (e.g. a literal typed with its datatype)
     assert set(without_generalized_rdf(raw)) == {(G.S01, G.p, Literal("x"))}
 
+
+def test_query_dash_reads_the_query_from_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (resources.queries_dir() / "red-flags.rq").read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text)))
+    from_stdin = rows(capsys, "-")
+    assert from_stdin and from_stdin == rows(capsys, "red-flags")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"SELECT WHERE {")))
+    code, out, err = run(capsys, "query", "-")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "<stdin>" in err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"#" * (64 * 1024 + 1))))
+    code, _, err = run(capsys, "query", "-")
+    assert code == 2 and "limit" in err

@@ -46,7 +46,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_VARIABLE})")
     p.add_argument("--cors", metavar="ORIGIN", help="allow this origin to query from a browser (CORS is off by default)")
     p.add_argument("--cds-hooks", action="store_true", help="serve CDS Hooks instead of SPARQL (see reasoner.cds)")
+    p.add_argument("--trusted-issuer", action=_TrustedIssuer, metavar="ISSUER=JWKS",
+                   help="CDS Hooks: a CDS client (EHR) whose signed JWTs are accepted, with its public keys: a JWKS "
+                        "file or its https URL (the only URL ever fetched for it); repeatable. Needed beyond loopback")
+    p.add_argument("--public-url", metavar="URL", help="CDS Hooks: this service's base URL as the EHR calls it "
+                   "(e.g. https://cds.example.org); a JWT's aud must be this URL + the service's path")
     p.set_defaults(func=run_serve)
+
+
+class _TrustedIssuer(argparse.Action):
+    """Collects ``ISSUER=JWKS`` values, and their JWKS sources apart (``jwks_sources``: a file as a Path, a URL as
+    text), so that the process isolation lets the service read exactly those files and reach exactly those hosts."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        spec = str(values)
+        namespace.trusted_issuer = [*(getattr(namespace, "trusted_issuer", None) or []), spec]
+        source = spec.partition("=")[2]
+        named: str | Path = source if source.lower().startswith(("http://", "https://")) else Path(source)
+        namespace.jwks_sources = [*(getattr(namespace, "jwks_sources", None) or []), named]
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -56,7 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return reasoner.cds.serve_cds(args)
     import time
 
-    from reasoner.serve import Settings, check_binding, make_server
+    from reasoner.endpoint import check_settings, make_server
+    from reasoner.serve import Settings
 
     started = time.monotonic()
     if args.timeout <= 0:
@@ -71,7 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings(host=args.host, port=args.port, timeout=args.timeout, token=token, cors=args.cors,
                         workers=args.workers, long_workers=args.long_workers, lane_seconds=args.lane_seconds,
                         wait=args.wait, memory_mb=args.memory_mb, cache_mb=args.cache_mb)
-    check_binding(settings)
+    check_settings(settings)
     service = open_service(args.store, [args.reports] if args.reports is not None else [], settings)
     try:
         server = make_server(service)
@@ -81,10 +100,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except InputError:
         service.close()
         raise
-    host, port = server.server_address[:2]
-    settings.port = port
-    shown = f"[{host}]" if ":" in str(host) else host
-    sys.stderr.write(f"guideline-kg: SPARQL endpoint at http://{shown}:{port}/sparql "
+    sys.stderr.write(f"guideline-kg: SPARQL endpoint at {server.url}/sparql "
                      f"({service.graph_count} named graphs, {args.timeout:g} s per query; "
                      f"started in {time.monotonic() - started:.1f} s); Ctrl-C stops\n")
     sys.stderr.flush()
