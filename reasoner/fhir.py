@@ -780,7 +780,7 @@ def _decimal_literal(value: Fraction | Decimal) -> Literal:
     """An xsd:decimal literal of the value: exact when the value terminates; otherwise to PLACES more places
     than any terminating neighbour could need, so that no comparison with a threshold or range changes."""
     if isinstance(value, Decimal):
-        return Literal(str(value), datatype=XSD.decimal)
+        value = Fraction(value)
     denominator, twos, fives = value.denominator, 0, 0
     while denominator % 2 == 0:
         denominator //= 2
@@ -795,7 +795,8 @@ def _decimal_literal(value: Fraction | Decimal) -> Literal:
     digits = round(value * 10 ** places)
     sign = "-" if digits < 0 else ""
     text = str(abs(digits)).rjust(places + 1, "0")
-    lexical = f"{sign}{text[:-places]}.{text[-places:]}" if places else f"{sign}{text}"
+    # the canonical form (XSD 1.1), which every serialization keeps: a point and at least one digit after it
+    lexical = f"{sign}{text[:-places]}.{text[-places:]}" if places else f"{sign}{text}.0"
     return Literal(lexical, datatype=XSD.decimal)
 
 
