@@ -175,11 +175,11 @@ def test_skipping_unchanged_rules_gives_the_closure_of_evaluating_every_rule_eve
 def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
     from rdflib.plugins.sparql import prepareQuery
 
-    from reasoner.fast import ANY_TYPE, GUARDED, _reads
+    from reasoner.fast.dependencies import ANY_TYPE, GUARDED, read_keys
 
     def reads(where: str) -> frozenset:
         query = prepareQuery("PREFIX ex: <http://example.org/> CONSTRUCT { ?s ex:out ?c } WHERE { " + where + " }")
-        keys = _reads(query.algebra)
+        keys = read_keys(query.algebra)
         assert keys is not None
         return keys
 
@@ -206,7 +206,7 @@ def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
     assert ex + "concept" in {str(k) for k in reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c }")}
     assert guards(reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c . ?c ex:key ?k }"), ex + "concept") == [
         (None, {frozenset({(ex + "key", "s")})})]
-    assert _reads(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
+    assert read_keys(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
 
 
 def test_the_closure_of_patient_triples_is_owlrls_with_and_without_the_flattened_property_rules() -> None:
@@ -214,7 +214,7 @@ def test_the_closure_of_patient_triples_is_owlrls_with_and_without_the_flattened
     from rdflib import OWL, RDF, RDFS, XSD, Graph, Namespace
 
     from reasoner.engine import closure
-    from reasoner.fast import DATATYPE, SAME_AS, TYPE, DeltaClosure
+    from reasoner.fast.closure import DATATYPE, SAME_AS, TYPE, DeltaClosure
 
     ex = Namespace("http://example.org/")
     tbox = Graph()
