@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -10,12 +11,16 @@ from typing import Any
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import PROV, RDF, XSD
 
-from reasoner.engine import Reasoned, now_utc
 from reasoner.guideline import Guideline
 from reasoner.namespaces import GKG
+from reasoner.reasoned import Reasoned
 
 URGENCY_ORDER = {"emergent": 0, "immediate": 1, "routine": 2, None: 3}
 REPORT_VERSION = "1"
+
+
+def _now_utc() -> Literal:
+    return Literal(datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0))
 
 
 def _citation_key(c: str) -> tuple[int, str]:
@@ -319,7 +324,7 @@ def report_graph(guideline: Guideline, report: Report, engine: str = "reference"
     out.add((activity, RDF.type, PROV.Activity))
     out.add((activity, PROV.used, guideline_iri))
     out.add((activity, PROV.used, patient))
-    out.add((activity, PROV.endedAtTime, now_utc()))
+    out.add((activity, PROV.endedAtTime, _now_utc()))
     out.add((activity, URIRef(str(GKG._NS) + "guideline"), guideline_iri))
     out.add((guideline_iri, URIRef("http://www.w3.org/2002/07/owl#versionInfo"), Literal(guideline.info["version"])))
     out.add((activity, PROV.wasAssociatedWith, URIRef(f"https://w3id.org/guideline-kg/engine/{engine}")))

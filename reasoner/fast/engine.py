@@ -10,7 +10,7 @@ from rdflib import Graph, Literal
 from rdflib.plugins.stores.memory import Memory
 
 from reasoner.engine import ANNOTATED, Reasoned, ReferenceEngine, run_rules
-from reasoner.fast import generated
+from reasoner.fast.generated import load as load_generated_code
 from reasoner.fast.closure import DATATYPE, SAME_AS, TYPE, DeltaClosure, TBox
 from reasoner.fast.dependencies import ANY_TYPE, GUARDED, Guard, read_keys, satisfies
 from reasoner.fast.inputs import guideline_inputs, triples_graph
@@ -33,7 +33,7 @@ class FastEngine:
 
     def __init__(self, guideline: Guideline) -> None:
         self.guideline = guideline
-        generated.load()
+        load_generated_code()
         inputs = guideline_inputs(guideline)
         # one object per term: set and dict lookups then match by identity, without rdflib's __eq__.
         # The module's own constants (rdf:type, owl:sameAs, ...) are the objects kept.

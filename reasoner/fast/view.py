@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rdflib import Graph, Variable
 from rdflib.plugins.stores.memory import Memory
 from rdflib.store import Store
 
-from reasoner.plan import Data, Index
-
-if TYPE_CHECKING:
-    from reasoner.fast.engine import FastEngine
+from reasoner.plan import Data, Index, Plan
 
 Triple = tuple[Any, Any, Any]
+
+
+class Shared(Protocol):
+    """What every patient's view shares (``FastEngine`` has it): the closed guideline and the report's plans."""
+
+    base: frozenset[Triple]  # the closed guideline's triples
+    base_index: Index  # the same, indexed
+    select_plans: dict[int, tuple[Plan, frozenset[str]]]  # id of a prepared SELECT -> (its plan, its parameters)
+
+    @property
+    def base_store(self) -> Memory: ...  # the same, as an rdflib store
 
 
 class _Overlay(Store):
@@ -110,7 +118,7 @@ class PatientView(Graph):
     report's) run as compiled plans over the engine's indexes; any other query runs in rdflib.
     """
 
-    def __init__(self, engine: "FastEngine", triples: set[Triple], side: Index) -> None:
+    def __init__(self, engine: Shared, triples: set[Triple], side: Index) -> None:
         super().__init__(store=_Overlay(lambda: engine.base_store, triples))
         self._engine = engine
         self._triples = triples
