@@ -30,7 +30,9 @@ from rdflib import Graph, Literal
 ROOT = Path(__file__).resolve().parents[1]
 STORED = ROOT / "tests" / "reference-reports"
 ENTRY_MODULES = ("reasoner.engine", "reasoner.report", "reasoner.patient")
-ENCODING = (("ontology", "*.ttl"), ("shapes", "*.ttl"), ("queries", "**/*.rq"))
+# the encoding files the reference reads: Guideline.load reads the ontology, the shapes and these query folders
+ENCODING = (("ontology", "*.ttl"), ("shapes", "*.ttl"), ("queries/rules", "*.rq"), ("queries/engine", "*.rq"),
+            ("queries/report", "*.rq"))
 LIBRARIES = ("rdflib", "owlrl", "pyshacl")
 MANIFEST = "manifest.json"
 REGENERATE = "python3 tools/reference_reports.py"
