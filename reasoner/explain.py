@@ -25,6 +25,9 @@ ABOUT, BECAUSE, FROM_STATEMENT = URIRef(V + "about"), URIRef(V + "because"), URI
 KEY, ACTION, DIRECTION, STATEMENT_ID, TEXT = (URIRef(V + n) for n in ("key", "action", "direction", "statementId", "text"))
 REFERENCE_NUMBER, DERIVED_FROM, RULE_OF = URIRef(V + "referenceNumber"), URIRef(V + "derivedFrom"), URIRef(V + "rule")
 FLAG_CONCEPT = URIRef(V + "flagConcept")
+UNTIL, LAPSES_WITH, BLOCKED_WITH = URIRef(V + "until"), URIRef(V + "lapsesWith"), URIRef(V + "blockedWith")
+CRITERION, EVIDENCE, ORDER, SUPERSEDED_BY = URIRef(V + "criterion"), URIRef(V + "evidence"), URIRef(V + "order"), URIRef(V + "supersededBy")
+DEFINITION = URIRef("http://www.w3.org/2004/02/skos/core#definition")
 
 
 @dataclass
@@ -104,7 +107,49 @@ def _conclusion(g: Graph, conclusion: URIRef, element: URIRef, kind: str) -> Nod
         facts.append(fact_node)
     rule_node = Node("inference", f"rule {str(rule).rsplit('/', 1)[-1]}.rq", str(rule) if rule else None,
                      "queries/rules/", facts)
-    return Node("conclusion", f"{kind} for this patient", str(conclusion), None, [rule_node, guideline_node])
+    children = [rule_node, guideline_node]
+    patient = g.value(conclusion, ABOUT)
+    for until in sorted(g.objects(element, UNTIL), key=str):
+        children.insert(1, _kept(g, patient, until))
+    return Node("conclusion", f"{kind} for this patient", str(conclusion), None, children)
+
+
+def _criteria(g: Graph, until: URIRef) -> list[URIRef]:
+    return sorted(g.objects(until, CRITERION), key=lambda c: (int(g.value(c, ORDER) or 0), str(c)))
+
+
+def _kept(g: Graph, patient: URIRef, until: URIRef) -> Node:
+    """Why a recommendation that stands 'until' something still stands: each criterion that fails, with its evidence."""
+    blocks = {g.value(b, CRITERION): b for p in g.objects(until, BLOCKED_WITH) for b in g.objects(patient, p)}
+    node = Node("inference", f"stands: '{g.value(until, RDFS.label)}' does not hold", str(until),
+                "it holds only when every criterion holds")
+    for criterion in _criteria(g, until):
+        block = blocks.get(criterion)
+        if block is None:
+            node.children.append(Node("inference", f"{g.value(criterion, RDFS.label)}: holds", str(criterion)))
+            continue
+        evidence = [_fact(g, e) for e in sorted(g.objects(block, EVIDENCE), key=str)]
+        node.children.append(Node("inference", f"{g.value(criterion, RDFS.label)}: fails", str(criterion),
+                                  str(g.value(criterion, DEFINITION)), evidence or [Node("fact", "no such study on record")]))
+    return node
+
+
+def _lapsed(g: Graph, patient: URIRef, element: URIRef, until: URIRef) -> Node | None:
+    """A recommendation that stood 'until' something, which now holds for the patient: every criterion, and why."""
+    witnesses = [w for p in g.objects(until, LAPSES_WITH) for w in g.objects(patient, p)]
+    if not witnesses:
+        return None
+    holds = Node("inference", f"lapsed: '{g.value(until, RDFS.label)}' holds", str(until),
+                 "every criterion holds", [_fact(g, w) for w in sorted(witnesses, key=str)])
+    for criterion in _criteria(g, until):
+        holds.children.append(Node("inference", f"{g.value(criterion, RDFS.label)}: holds", str(criterion),
+                                   str(g.value(criterion, DEFINITION))))
+    for older, newer in sorted(g.subject_objects(SUPERSEDED_BY), key=str):
+        holds.children.append(Node("inference", "superseded by a newer negative qualifying study", str(older), None,
+                                   [_fact(g, older), _fact(g, newer)]))
+    guideline_node = Node("guideline", f"recommendation: {g.value(element, RDFS.label) or element}", str(element),
+                          f"condition: {g.value(element, URIRef(V + 'condition'))}", _statements(g, element))
+    return Node("conclusion", "recommendation lapsed for this patient", None, None, [holds, guideline_node])
 
 
 def explain(guideline: Guideline, report: Report, key: str) -> Node:
@@ -119,6 +164,11 @@ def explain(guideline: Guideline, report: Report, key: str) -> Node:
                 target = g.value(element, ACTION) if kind == "recommendation" else g.value(conclusion, GKG.concept)
                 if _key(g, target) == key:
                     roots.append(_conclusion(g, conclusion, element, kind))
+    if not roots:
+        for element in sorted(g.subjects(UNTIL, None), key=str):
+            if _key(g, g.value(element, ACTION)) == key:
+                lapsed = [_lapsed(g, patient, element, until) for until in sorted(g.objects(element, UNTIL), key=str)]
+                roots.extend(node for node in lapsed if node is not None)
     if not roots:
         raise InputError(f"{key}: no recommendation, red flag or diagnosis with this key was derived for the patient")
     return Node("conclusion", key, None, f"{len(roots)} derivation(s)", roots)

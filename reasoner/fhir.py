@@ -452,6 +452,9 @@ class BundleReader:
         g.add((result, RDF.type, GKG.ImagingResult))
         g.add((result, GKG.study, self.guideline.concepts[studies[0]].iri))
         g.add((result, GKG.source, Literal(r.name)))
+        effective = self._effective(r) or (_datetime(r, "issued", r.data["issued"]) if "issued" in r.data else None)
+        if effective is not None:
+            g.add((result, GKG.effective, Literal(effective, datatype=XSD.dateTime)))
         matched = self._keys(conclusions)
         for key, _ in matched:
             node = URIRef(f"{result}/shows/{key}")

@@ -53,6 +53,13 @@ def test_case_outcome_matches_expected(case: Path) -> None:
         assert (want["key"], want["status"]) in findings, f"{want}: {expected['description']}"
     assert set(expected.get("context_include", [])) <= set(report.get("context", [])), expected["description"]
     assert set(expected.get("differential_include", [])) <= {d["key"] for d in report["differential"]}
+    warnings = [v for v in report["violations"] if v["severity"] == "Warning"]
+    for want in expected.get("warnings_include", []):
+        assert any(v["shape"].endswith("/" + want["shape"]) and want["names"] in v["message"] for v in warnings), \
+            f"a Warning of {want['shape']} naming {want['names']}: {expected['description']}"
+    for unwanted in expected.get("warnings_exclude", []):
+        assert not any(v["shape"].endswith("/" + unwanted["shape"]) for v in warnings), \
+            f"no Warning of {unwanted['shape']}: {expected['description']}"
 
 
 def _recommendation_ids() -> list[str]:

@@ -202,3 +202,45 @@ def test_explain_unknown_key_is_refused(capsys) -> None:
 def test_recommend_without_input_is_refused_with_exit_2(capsys) -> None:
     code, out, err = run(capsys, "recommend")
     assert code == 2 and out == "" and "needs an input file" in err
+
+
+SAFETY = ROOT / "tests" / "cases" / "against-physical-therapy"
+
+
+def _explained_criteria(capsys, case: str) -> dict[str, tuple[str, list[str]]]:
+    """criterion notation (a, b, c) -> (holds/fails, labels of the evidence under it) in explain's JSON tree."""
+    code, out, err = run(capsys, "explain", str(SAFETY / case / "bundle.json"), "physical-therapy", "--format", "json")
+    assert code == 0, err
+    found: dict[str, tuple[str, list[str]]] = {}
+
+    def walk(node: dict) -> None:
+        label = node["label"]
+        if label.startswith("(") and label.endswith(("holds", "fails")):
+            found[label[1]] = (label.rsplit(": ", 1)[1], [child["label"] for child in node["children"]])
+        for child in node["children"]:
+            walk(child)
+
+    walk(json.loads(out))
+    return found
+
+
+@pytest.mark.parametrize("case,failing,evidence", [
+    ("in-newer-mri-without-coded-conclusion", "a", "shows nothing matched"),
+    ("in-negative-mri-newer-radiograph-metastasis", "b", "xr-lumbar shows spinal-metastasis"),
+    ("in-negative-mri-confirmed-lumbar-discitis", "c", "discitis present"),
+])
+def test_explain_says_which_exclusion_criterion_keeps_physical_therapy_advised_against(
+        capsys, case: str, failing: str, evidence: str) -> None:
+    criteria = _explained_criteria(capsys, case)
+    assert set(criteria) == {"a", "b", "c"}
+    assert {k for k, (verdict, _) in criteria.items() if verdict == "fails"} == {failing}
+    assert any(evidence in label for label in criteria[failing][1])
+
+
+def test_explain_shows_every_criterion_holding_when_physical_therapy_lapsed(capsys) -> None:
+    criteria = _explained_criteria(capsys, "out-newer-negative-mri-supersedes-older-metastasis")
+    assert {k: verdict for k, (verdict, _) in criteria.items()} == {"a": "holds", "b": "holds", "c": "holds"}
+    code, out, _ = run(capsys, "explain", str(SAFETY / "out-newer-negative-mri-supersedes-older-metastasis" / "bundle.json"),
+                       "physical-therapy")
+    assert code == 0 and "recommendation lapsed for this patient" in out
+    assert "DiagnosticReport/mri-january" in out and "superseded" in out
