@@ -38,7 +38,8 @@ from reasoner.errors import GuidelineError, InputError
 from reasoner.output import write_atomic
 
 PATIENT_SUFFIXES = (".json", ".ttl", ".jsonld", ".nt")
-EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "text": ".txt", "html": ".html"}
+EXTENSIONS = {"json": ".json", "turtle": ".ttl", "jsonld": ".jsonld", "nquads": ".nq", "text": ".txt", "html": ".html",
+              "fhir": ".fhir.json"}
 WINDOW_PER_JOB = 64
 CHUNK = 16  # patients a task
 WORKDIR_PREFIX = ".guideline-kg-batch-"
@@ -217,6 +218,8 @@ def _process(unit: Unit) -> Outcome:
         if out is None:
             line = json.dumps(report.data, ensure_ascii=False, separators=(",", ":"))
             return Outcome(unit.index, unit.name, status, line=line)
+        if fmt == "json":  # the report graph beside the JSON report, so SPARQL (query, serve, load, push) reads it
+            write_atomic(report_path(Path(out), unit.name, "nquads"), render(guideline, report, "nquads", engine.name))
         write_atomic(report_path(Path(out), unit.name, fmt), render(guideline, report, fmt, engine.name))
         return Outcome(unit.index, unit.name, status)
     except (InputError, GuidelineError) as exc:

@@ -12,11 +12,12 @@ encoding is applied with are described beside it, as ``rule:<name> dcterms:sourc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdflib import Graph, Literal
-from rdflib.namespace import DCTERMS
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import DCTERMS, RDF
 
 from reasoner import resources
 from reasoner.errors import GuidelineError
@@ -41,6 +42,88 @@ class QcResult:
                 "value": self.value, "summary": self.summary}
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where an offending triple is written: a file, and its line when it can be found in the text."""
+
+    file: str
+    line: int | None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+class Locator:
+    """Finds the file (and line) that states a subject, or a subject's predicate.
+
+    rdflib's Turtle parser keeps no line numbers of triples, so each file is parsed on its own
+    (to know which file states the triple) and its text searched for the subject written at
+    the start of a line, in full or as a prefixed name, then for the predicate within that
+    subject's statement.
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files: list[tuple[Path, Graph, list[str]]] = []
+        for path in files:
+            graph = Graph()
+            try:
+                text = path.read_text(encoding="utf-8")
+                graph.parse(data=text, format="turtle", publicID=path.resolve().as_uri())
+            except Exception:  # noqa: BLE001 - a file that did not parse again is simply not located
+                continue
+            self.files.append((path, graph, text.splitlines()))
+
+    def locate(self, subject: str, predicate: str | None = None, value: str | None = None) -> Location | None:
+        """The first file stating ``subject`` with ``predicate`` (or with some predicate to the IRI ``value``),
+        else the first stating ``subject`` at all."""
+        s = URIRef(subject)
+        p = URIRef(predicate) if predicate and predicate.startswith(("http://", "https://", "urn:")) else None
+        o = URIRef(value) if value and value.startswith(("http://", "https://", "urn:")) else None
+        if p is None and o is not None:
+            for path, graph, lines in self.files:
+                for found in graph.predicates(s, o):
+                    return Location(str(path), self._line(graph, lines, s, URIRef(found)))
+        for wanted in ((s, p), (s, None)) if p is not None else ((s, None),):
+            for path, graph, lines in self.files:
+                if (wanted[0], wanted[1], None) in graph:
+                    return Location(str(path), self._line(graph, lines, s, wanted[1]))
+        return None
+
+    @staticmethod
+    def _forms(graph: Graph, iri: URIRef) -> list[str]:
+        forms = [f"<{iri}>"]
+        for prefix, namespace in graph.namespaces():
+            if str(iri).startswith(str(namespace)) and len(str(iri)) > len(str(namespace)):
+                forms.append(f"{prefix}:{str(iri)[len(str(namespace)):]}")
+        if iri == RDF.type:
+            forms.append("a")
+        return forms
+
+    def _line(self, graph: Graph, lines: list[str], subject: URIRef, predicate: URIRef | None) -> int | None:
+        subjects = [re.compile(rf"^\s*{re.escape(f)}(\s|$)") for f in self._forms(graph, subject)]
+        predicates = ([re.compile(rf"(^|[\s;]){re.escape(f)}(\s|$)") for f in self._forms(graph, predicate)]
+                      if predicate is not None else [])
+        for number, line in enumerate(lines):
+            if not any(pattern.search(line) for pattern in subjects):
+                continue
+            if not predicates:
+                return number + 1
+            for offset, text in enumerate(lines[number:], start=number):
+                # the subject itself is written first: look for the predicate after it on that line
+                probe = text if offset > number else subjects_removed(text, subjects)
+                if any(pattern.search(probe) for pattern in predicates):
+                    return offset + 1
+                if text.rstrip().endswith(" .") or text.rstrip() == ".":
+                    break
+        return None
+
+
+def subjects_removed(line: str, patterns: list[re.Pattern[str]]) -> str:
+    for pattern in patterns:
+        line = pattern.sub(" ", line, count=1)
+    return line
+
+
 @dataclass
 class CheckReport:
     """The outcome of checking one encoding. It conforms when nothing has severity Violation."""
@@ -51,6 +134,16 @@ class CheckReport:
     shapes: list[ShapeResult] = field(default_factory=list)
     qc: list[QcResult] = field(default_factory=list)
     checks_run: list[str] = field(default_factory=list)
+    locator: Locator | None = None
+
+    def where(self, subject: str, predicate: str | None = None, value: str | None = None) -> Location | None:
+        """The file (and line) of an offending triple, when the encoding was read from files."""
+        return self.locator.locate(subject, predicate, value) if self.locator is not None and subject else None
+
+    def _located(self, entry: dict[str, object], subject: str, predicate: str | None,
+                 value: str | None = None) -> dict[str, object]:
+        place = self.where(subject, predicate, value)
+        return {**entry, "file": place.file if place else None, "line": place.line if place else None}
 
     @property
     def conforms(self) -> bool:
@@ -66,8 +159,8 @@ class CheckReport:
             "triples": self.triples,
             "conforms": self.conforms,
             "checks": self.checks_run,
-            "shapes": [{**r.as_json(), "value": r.value} for r in self.shapes],
-            "qc": [r.as_json() for r in self.qc],
+            "shapes": [self._located({**r.as_json(), "value": r.value}, r.focus, r.path) for r in self.shapes],
+            "qc": [self._located(dict(r.as_json()), r.entity, None, r.value) for r in self.qc],
         }
 
 
@@ -134,4 +227,7 @@ def check_encoding(path: Path | None = None) -> CheckReport:
     if len(guideline.graph) == 0:
         raise GuidelineError(f"{path}: holds no triples; there is no encoding to check")
     source = str(path) if path is not None else "the shipped encoding"
-    return check_graph(guideline.graph, guideline, source, guideline.files)
+    report = check_graph(guideline.graph, guideline, source, guideline.files)
+    if report.shapes or report.qc:
+        report.locator = Locator(guideline.files)
+    return report

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "reasoner.commands.serve",
     "reasoner.commands.store",
     "reasoner.commands.diagram",
+    "reasoner.commands.spark",
 )
 
 

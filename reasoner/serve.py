@@ -1,11 +1,14 @@
 """A read-only SPARQL 1.1 Protocol endpoint over the guideline and patient reports.
 
 The dataset
-    Named graphs: the asserted guideline (:data:`GUIDELINE_GRAPH`), what the OWL-RL
-    closure adds to it (:data:`INFERRED_GRAPH`, the entailed triples only) and one
-    graph per patient report (:func:`report_graph_name`, ``<patient>/report``).
-    The default graph is the union of all named graphs (``sd:UnionDefaultGraph``),
-    as with Oxigraph's ``--union-default-graph`` and Fuseki's ``unionDefaultGraph``.
+    An on-disk Oxigraph store (``guideline-kg load REPORTS --store DIR``; ``serve
+    --reports DIR`` makes a temporary one), opened read-only. Named graphs: the
+    asserted guideline (:data:`GUIDELINE_GRAPH`), what the OWL-RL closure adds to it
+    without tautologies (:data:`INFERRED_GRAPH`) and one graph per patient report
+    (:func:`report_graph_name`, ``<patient>/report``). The default graph is the union
+    of all named graphs (``sd:UnionDefaultGraph``; kept materialized in the store by
+    ``load``), as with ``oxigraph serve --union-default-graph`` and Fuseki's
+    ``unionDefaultGraph``.
 
 The protocol
     ``/sparql``: GET ``?query=``, POST form ``query=`` and POST
@@ -20,23 +23,24 @@ The protocol
 Safe defaults
     Read-only (an update is refused with 403); FROM, FROM NAMED, the
     ``default-graph-uri``/``named-graph-uri`` parameters and SERVICE are refused
-    with 400, so no query reads outside the dataset; each query runs in a worker
-    process that is killed when it exceeds the time limit (rdflib cannot cancel a
-    query), so a slow query never holds up the other clients. The server binds
-    127.0.0.1; another address needs a bearer token, and then every request but
-    the static query page must carry it (401 otherwise). CORS is off unless an
-    origin is configured.
+    with 400, so no query reads outside the dataset. Each query is parsed and
+    evaluated in a worker process (:mod:`reasoner.workers`) that is killed when it
+    exceeds the time limit, whose address space is capped, and which opened the
+    store read-only; a query that runs long moves to a separate long lane, so slow
+    queries never hold up the quick ones; waiting for a worker is bounded (503 with
+    Retry-After). The server binds 127.0.0.1; another address needs a bearer token,
+    and then every request but the static query page must carry it (401 otherwise).
+    CORS is off unless an origin is configured.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import hmac
 import ipaddress
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
-import queue
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -49,26 +53,22 @@ from urllib.parse import parse_qs, urlsplit
 
 from rdflib import BNode, Dataset, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import RDF, XSD
-from rdflib.plugins.sparql import prepareQuery
-from rdflib.plugins.sparql.parser import parseUpdate
 from rdflib.plugins.sparql.sparql import Query as PreparedQuery
 from rdflib.query import Result
 from rdflib.term import Node
 
-from reasoner import resources
+from reasoner import population, resources, workers
 from reasoner.errors import InputError
 from reasoner.guideline import Guideline
-from reasoner.namespaces import BASE, GKG
 from reasoner.queries import QueryFile, load_folder, local_only_problem
 
-GUIDELINE_GRAPH = URIRef(BASE + "graph/guideline")
-INFERRED_GRAPH = URIRef(BASE + "graph/guideline-inferred")
+GUIDELINE_GRAPH = population.GUIDELINE_GRAPH
+INFERRED_GRAPH = population.INFERRED_GRAPH
 SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
 VOID = Namespace("http://rdfs.org/ns/void#")
 FORMATS = Namespace("http://www.w3.org/ns/formats/")
 
 MAX_BODY_BYTES = 1024 * 1024
-REPORT_SUFFIXES = {".ttl": "turtle", ".jsonld": "json-ld", ".nt": "nt"}
 
 # Media types a result can be written in, most preferred first; the value is the serializer's name.
 SOLUTION_TYPES: dict[str, str] = {
@@ -87,6 +87,7 @@ GRAPH_TYPES: dict[str, str] = {
     "application/rdf+xml": "xml",
     "application/json": "json-ld",
 }
+DATASET_TYPES: dict[str, str] = {"application/n-quads": "nquads", "application/trig": "trig"}
 # The W3C format IRIs the service description lists (sd:resultFormat).
 FORMAT_IRIS = [FORMATS.SPARQL_Results_JSON, FORMATS.SPARQL_Results_XML, FORMATS.SPARQL_Results_CSV,
                FORMATS.SPARQL_Results_TSV, FORMATS.Turtle, FORMATS["N-Triples"], FORMATS["JSON-LD"], FORMATS.RDF_XML]
@@ -106,60 +107,42 @@ class NamedGraph:
 
 def report_graph_name(patient: URIRef) -> URIRef:
     """The named graph a patient's report is kept in: ``<patient>/report``."""
-    return URIRef(f"{patient}/report")
+    return URIRef(population.report_graph_name(str(patient)))
 
 
 def guideline_graphs(guideline: Guideline) -> list[NamedGraph]:
-    """The asserted guideline, and the triples its OWL-RL closure adds (only those, and only RDF ones:
-    the closure also makes generalized triples with a literal subject, which no store accepts)."""
-    from reasoner.fast import closed_guideline
-
-    inferred = Graph()
-    for triple in closed_guideline(guideline):
-        if not isinstance(triple[0], Literal) and isinstance(triple[1], URIRef) and triple not in guideline.graph:
-            inferred.add(triple)
+    """The asserted guideline, and the triples its OWL-RL closure adds: only those, only RDF ones (the closure
+    also makes generalized triples with a literal subject, which no store accepts) and no tautology
+    (:func:`reasoner.population.is_tautology`), so ``?c rdfs:subClassOf+ c:infection`` lists real subclasses."""
     return [NamedGraph(GUIDELINE_GRAPH, guideline.graph, "the guideline as encoded (asserted)"),
-            NamedGraph(INFERRED_GRAPH, inferred, "what the OWL-RL closure of the guideline adds to it")]
+            NamedGraph(INFERRED_GRAPH, population.inferred_triples(guideline),
+                       "what the OWL-RL closure of the guideline adds to it (no tautologies)")]
+
+
+def _as_named_graph(report: population.ReportGraph) -> NamedGraph:
+    import pyoxigraph as ox
+
+    graph = Graph()
+    data = ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in report.quads],
+                        format=ox.RdfFormat.N_TRIPLES)
+    graph.parse(data=data or b"", format="nt")
+    patient = report.name[: -len("/report")]
+    return NamedGraph(URIRef(report.name), graph, f"the report of {patient}")
 
 
 def read_report(path: Path) -> NamedGraph:
-    """A report graph written by ``recommend --format turtle|jsonld``; its patient names the graph."""
-    from reasoner.patient import check_jsonld_contexts, read_text
-
-    syntax = REPORT_SUFFIXES.get(path.suffix.lower())
-    if syntax is None:
-        raise InputError(f"{path.name}: a report must be Turtle (.ttl), N-Triples (.nt) or JSON-LD (.jsonld)")
-    text = read_text(path)
-    if syntax == "json-ld":
-        try:
-            check_jsonld_contexts(json.loads(text), path.name)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path.name}: not JSON: {exc.msg} (line {exc.lineno})") from None
-    graph = Graph()
-    try:
-        graph.parse(data=text, format=syntax, publicID="urn:guideline-kg:input:")
-    except Exception as exc:  # rdflib's parsers raise several unrelated types
-        raise InputError(f"{path.name}: cannot be parsed as {syntax}: {' '.join(str(exc).split())[:200]}") from None
-    patients = sorted({p for p in graph.subjects(RDF.type, GKG.Patient) if isinstance(p, URIRef)}, key=str)
-    if len(patients) != 1:
-        raise InputError(f"{path.name}: a report is about exactly one gkg:Patient; this file has {len(patients)}")
-    return NamedGraph(report_graph_name(patients[0]), graph, f"the report of {patients[0]}")
+    """One report file (JSON with its .nq beside it, N-Quads, Turtle, N-Triples or JSON-LD) as a named graph."""
+    return _as_named_graph(population.read_report_graph(path))
 
 
 def read_reports(folder: Path) -> list[NamedGraph]:
-    """Every report file of a folder, one named graph per patient (two files for one patient are refused)."""
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder of reports")
-    reports: dict[URIRef, NamedGraph] = {}
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in REPORT_SUFFIXES):
-        report = read_report(path)
-        if report.name in reports:
-            raise InputError(f"{path.name}: a second report for the patient of {report.name}")
-        reports[report.name] = report
-    return list(reports.values())
+    """Every report of a folder, one named graph per patient (two reports for one patient are refused, and a
+    folder without a report is an error)."""
+    return [_as_named_graph(report) for report in population.iter_reports([folder])]
 
 
 def build_dataset(graphs: list[NamedGraph]) -> Dataset:
+    """The graphs as an in-memory rdflib Dataset (for comparisons; the endpoint itself reads an Oxigraph store)."""
     dataset = Dataset(default_union=True)
     for named in graphs:
         target = dataset.graph(named.name)
@@ -174,12 +157,13 @@ def build_dataset(graphs: list[NamedGraph]) -> Dataset:
 
 
 class Refused(Exception):
-    """A request answered with an HTTP error status and a one-line message."""
+    """A request answered with an HTTP error status, a one-line message and maybe headers (Retry-After)."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    def __init__(self, status: HTTPStatus, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
@@ -191,18 +175,17 @@ class Checked:
 
 
 _FORMS = {"SelectQuery": "SELECT", "AskQuery": "ASK", "ConstructQuery": "CONSTRUCT", "DescribeQuery": "DESCRIBE"}
+_SCAN_STATUS = {"update": HTTPStatus.FORBIDDEN, "outside": HTTPStatus.BAD_REQUEST, "invalid": HTTPStatus.BAD_REQUEST}
 
 
 def check_query(text: str) -> Checked:
-    """Parse a query; raise Refused (403 for an update, 400 for anything reaching outside the dataset)."""
+    """A query's form from its words, without parsing it here (parsing happens in a worker, inside the time
+    limit, with Oxigraph's re-entrant parser); raise Refused: 403 for an update, 400 for FROM, SERVICE or no
+    query form."""
     try:
-        prepared = prepareQuery(text)
-    except Exception as exc:  # pyparsing and rdflib raise several types
-        if _is_update(text):
-            raise Refused(HTTPStatus.FORBIDDEN, "this endpoint is read-only: SPARQL Update (including LOAD) "
-                                                "is not accepted") from None
-        raise Refused(HTTPStatus.BAD_REQUEST, f"not a valid SPARQL query: {' '.join(str(exc).split())[:300]}") from None
-    return Checked(text, _form(prepared))
+        return Checked(text, workers.scan_query(text))
+    except workers.ScanProblem as problem:
+        raise Refused(_SCAN_STATUS[problem.kind], str(problem)) from None
 
 
 def _form(prepared: PreparedQuery) -> str:
@@ -210,14 +193,6 @@ def _form(prepared: PreparedQuery) -> str:
     if problem:
         raise Refused(HTTPStatus.BAD_REQUEST, problem)
     return _FORMS[prepared.algebra.name]
-
-
-def _is_update(text: str) -> bool:
-    try:
-        parseUpdate(text)
-    except Exception:
-        return False
-    return True
 
 
 # --- content negotiation -----------------------------------------------------------------------
@@ -299,119 +274,6 @@ def serialize(result: Result, fmt: str) -> bytes:
     return result.serialize(format=fmt) or b""
 
 
-# --- worker processes with a time limit --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a worker runs: a checked query, its bindings and the serializer to write with."""
-
-    text: str
-    bindings: dict[str, Node]
-    fmt: str
-
-
-class QueryTimeout(Exception):
-    pass
-
-
-class QueryFailed(Exception):
-    pass
-
-
-def _close_inherited(keep: int) -> None:
-    """Close what a forked worker inherited (the listening socket, other workers' pipes), so that
-    when the server process ends every worker reads end-of-file and exits, and none holds the port."""
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd > 2 and fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _worker_main(dataset: Dataset, conn: multiprocessing.connection.Connection) -> None:
-    import rdflib.plugins.sparql as sparql_settings
-
-    _close_inherited(conn.fileno())
-    sparql_settings.SPARQL_LOAD_GRAPHS = False  # FROM/FROM NAMED are refused before; never fetch regardless
-    while True:
-        try:
-            job: Job = conn.recv()
-        except EOFError:
-            return
-        try:
-            result = dataset.query(job.text, initBindings=job.bindings or None)
-            conn.send(("ok", serialize(result, job.fmt)))
-        except Exception as exc:  # an evaluation error ends this query only
-            conn.send(("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
-
-
-class _Worker:
-    def __init__(self, context: Any, dataset: Dataset) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(dataset, child), daemon=True)
-        self.process.start()
-        child.close()
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.join()
-        self.conn.close()
-
-
-class WorkerPool:
-    """Worker processes, forked from the process that holds the dataset; one query at a time each.
-
-    A query over its time limit has its worker killed and replaced: rdflib cannot
-    stop a running query, but a process can be ended.
-    """
-
-    def __init__(self, dataset: Dataset, size: int, timeout: float) -> None:
-        self.dataset = dataset
-        self.timeout = timeout
-        self._context = multiprocessing.get_context("fork")
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._all: set[_Worker] = set()
-        self._lock = threading.Lock()
-        for _ in range(size):
-            self._add()
-
-    def _add(self) -> None:
-        worker = _Worker(self._context, self.dataset)
-        with self._lock:
-            self._all.add(worker)
-        self._idle.put(worker)
-
-    def run(self, job: Job) -> bytes:
-        worker = self._idle.get()
-        try:
-            worker.conn.send(job)
-            if not worker.conn.poll(self.timeout):
-                raise QueryTimeout(f"the query ran over the {self.timeout:g} s time limit and was stopped")
-            status, payload = worker.conn.recv()
-        except (QueryTimeout, EOFError, OSError):
-            with self._lock:
-                self._all.discard(worker)
-            worker.stop()
-            self._add()
-            raise
-        self._idle.put(worker)
-        if status != "ok":
-            raise QueryFailed(payload)
-        return payload
-
-    def close(self) -> None:
-        with self._lock:
-            workers, self._all = list(self._all), set()
-        for worker in workers:
-            worker.stop()
-
-
 # --- the service -------------------------------------------------------------------------------
 
 
@@ -423,6 +285,11 @@ class Settings:
     token: str | None = None
     cors: str | None = None
     workers: int = 2
+    long_workers: int = 2  # queries at a time in the long lane (0: none, every query has the whole time limit)
+    lane_seconds: float = 1.0  # how long a query runs as a quick one before it needs a long-lane slot
+    wait: float = 10.0  # how long a query may wait for a free worker before a 503 with Retry-After
+    memory_mb: int = 1024  # address space a worker may add while it runs a query (RLIMIT_AS)
+    cache_mb: int = 64  # answers kept in the server process (the store is read-only: an answer never goes stale)
 
 
 @dataclass(frozen=True)
@@ -433,22 +300,125 @@ class Answer:
     body: bytes
 
 
+@dataclass(frozen=True)
+class GraphInfo:
+    """A named graph as the service description lists it."""
+
+    name: str
+    triples: int | None
+    label: str
+
+
+class AnswerCache:
+    """Answers by (query text, bindings, result format), least recently used first out, at most ``limit`` bytes.
+
+    The endpoint's store is opened read-only, so an answer stays true for the life of the server; a
+    dashboard's population queries are answered once by a worker, then from here."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.hits = 0
+        self._answers: collections.OrderedDict[bytes, Answer] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(job: workers.Job) -> bytes:
+        data = repr((job.text, sorted(job.bindings.items()), job.form, job.fmt))
+        return hashlib.sha256(data.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, key: bytes) -> Answer | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                self.hits += 1
+            return answer
+
+    def put(self, key: bytes, answer: Answer) -> None:
+        if len(answer.body) > self.limit // 4:  # one answer never takes more than a quarter
+            return
+        with self._lock:
+            if key in self._answers:
+                return
+            self._answers[key] = answer
+            self.size += len(answer.body)
+            while self.size > self.limit:
+                _, old = self._answers.popitem(last=False)
+                self.size -= len(old.body)
+
+
+LISTED_GRAPHS = 1000  # beyond this many named graphs the service description gives their number, not each one
+
+
+def _binding(term: Node) -> tuple[str | None, ...]:
+    if isinstance(term, URIRef):
+        return ("iri", str(term))
+    if isinstance(term, Literal):
+        return ("literal", str(term), str(term.datatype) if term.datatype else None, term.language)
+    raise Refused(HTTPStatus.BAD_REQUEST, f"{term!r} cannot be bound")
+
+
 @dataclass
 class Service:
-    """What the HTTP handler answers from: the dataset, its graphs, the named queries and the workers."""
+    """What the HTTP handler answers from: an Oxigraph store opened read-only, the named queries and the
+    workers (two lanes) that evaluate queries over it."""
 
-    graphs: list[NamedGraph]
+    store_path: Path
     queries: dict[str, QueryFile]
-    pool: WorkerPool
+    pool: workers.WorkerPool
     settings: Settings
     forms: dict[str, str] = field(default_factory=dict)
+    graphs: list[GraphInfo] = field(default_factory=list)
+    graph_count: int = 0
+    store: Any = None  # the server process's own read-only handle: description and Graph Store Protocol reads
+    temporary: population.TemporaryStore | None = None
+    cache: AnswerCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = AnswerCache(self.settings.cache_mb * 1024 * 1024)
+
+    @classmethod
+    def open(cls, store_path: Path, settings: Settings, queries: dict[str, QueryFile] | None = None,
+             temporary: population.TemporaryStore | None = None) -> Service:
+        """A service over the store made by ``guideline-kg load``; workers open it read-only."""
+        import pyoxigraph as ox
+
+        store = population.open_store(store_path, read_only=True)
+        if queries is None:  # the population queries, and the guideline's QC checks as qc/{name}
+            queries = load_folder(resources.queries_dir())
+            queries.update({f"qc/{name}": q for name, q in load_folder(resources.queries_dir() / "qc").items()})
+        forms = {name: _form(query.prepared()) for name, query in queries.items()}
+        names = sorted(str(g.value) for g in store.named_graphs() if isinstance(g, ox.NamedNode))
+        labels = {str(GUIDELINE_GRAPH): "the guideline as encoded (asserted)",
+                  str(INFERRED_GRAPH): "what the OWL-RL closure of the guideline adds to it (no tautologies)"}
+        listed = [n for n in names if n in labels] + [n for n in names if n not in labels][:LISTED_GRAPHS]
+        graphs = [GraphInfo(n, sum(1 for _ in store.quads_for_pattern(None, None, None, ox.NamedNode(n)))
+                            if len(names) <= LISTED_GRAPHS or n in labels else None,
+                            labels.get(n) or f"the report of {n.removesuffix('/report')}") for n in listed]
+        try:
+            pool = workers.WorkerPool(store_path, settings.workers, settings.memory_mb * 1024 * 1024,
+                                      settings.timeout, settings.lane_seconds, settings.long_workers, settings.wait)
+        except OSError as exc:
+            raise InputError(f"{store_path}: {exc}") from None
+        return cls(store_path, queries, pool, settings, forms, graphs, len(names), store, temporary)
 
     @classmethod
     def start(cls, graphs: list[NamedGraph], settings: Settings, queries: dict[str, QueryFile] | None = None) -> Service:
-        queries = load_folder(resources.queries_dir()) if queries is None else queries
-        forms = {name: _form(query.prepared()) for name, query in queries.items()}
-        pool = WorkerPool(build_dataset(graphs), settings.workers, settings.timeout)
-        return cls(graphs, queries, pool, settings, forms)
+        """A service over in-memory graphs: written to a temporary store first (removed by close)."""
+        holder = population.TemporaryStore.of_graphs([(str(g.name), g.graph) for g in graphs])
+        try:
+            return cls.open(holder.folder, settings, queries, holder)
+        except BaseException:
+            holder.close()
+            raise
+
+    def close(self) -> None:
+        self.pool.close()
+        self.store = None
+        if self.temporary is not None:
+            self.temporary.close()
 
     def answer(self, text: str, accept: str | None, bindings: dict[str, Node] | None = None,
                form: str | None = None) -> Answer:
@@ -459,16 +429,29 @@ class Service:
         if media_type is None:
             raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"a {form} result can be given as {', '.join(offers)}; "
                                                      f"none of them is acceptable ({accept})")
+        job = workers.Job(text, {k: _binding(v) for k, v in (bindings or {}).items()}, form, offers[media_type])
+        assert self.cache is not None
+        key = self.cache.key(job)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        retry = {"Retry-After": str(max(1, int(self.settings.lane_seconds + 1)))}
         try:
-            body = self.pool.run(Job(text, bindings or {}, offers[media_type]))
-        except QueryTimeout as exc:
-            raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
-        except QueryFailed as exc:
+            body = self.pool.run(job)
+        except workers.Busy as exc:
+            raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later", retry) from None
+        except workers.QueryTimeout as exc:
+            raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), retry) from None
+        except workers.QuerySyntax as exc:
+            raise Refused(HTTPStatus.BAD_REQUEST, f"not a valid SPARQL query: {exc}") from None
+        except workers.QueryFailed as exc:
             raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, f"the query failed: {exc}") from None
-        except (EOFError, OSError):
-            raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "the query's worker process ended") from None
+        except workers.WorkerEnded as exc:
+            raise Refused(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)) from None
         textual = media_type.startswith("text/") or "json" in media_type or "xml" in media_type
-        return Answer(media_type + ("; charset=utf-8" if textual else ""), body)
+        answer = Answer(media_type + ("; charset=utf-8" if textual else ""), body)
+        self.cache.put(key, answer)
+        return answer
 
     def run_named(self, name: str, params: Mapping[str, list[str]], accept: str | None) -> Answer:
         query = self.queries.get(name)
@@ -494,6 +477,69 @@ class Service:
                  "params": [{"name": p.name, "type": p.type, "description": p.description} for p in q.params]}
                 for name, q in sorted(self.queries.items())]
 
+    # -- Graph Store Protocol reads (the server process's read-only handle; no query, no worker)
+
+    def graph_store(self, name: str | None, default: bool, accept: str | None) -> Answer:
+        """SPARQL 1.1 Graph Store Protocol, read side: one named graph, the default graph (the union of the
+        named graphs), or with neither the whole dataset as N-Quads (or TriG); raises Refused."""
+        import io
+
+        offers = GRAPH_TYPES if name is not None or default else DATASET_TYPES
+        media_type = negotiate(accept, list(offers))
+        if media_type is None:
+            raise Refused(HTTPStatus.NOT_ACCEPTABLE, f"this can be given as {', '.join(offers)}")
+        buffer = io.BytesIO()
+        if name is None and not default:
+            self.write_dataset(buffer, offers[media_type])
+        else:
+            self.write_graph(buffer, None if default else name, offers[media_type])
+        return Answer(media_type + "; charset=utf-8", buffer.getvalue())
+
+    def prefixes(self) -> dict[str, str]:
+        """The prefixes of the guideline graph whose namespace some IRI in it uses (for the query page)."""
+        if "prefixes" not in self.__dict__.setdefault("_memo", {}):
+            guideline = Guideline.load().graph
+            bound = {p: str(n) for p, n in guideline.namespaces() if p}
+            iris = {str(t) for triple in guideline for t in triple if isinstance(t, URIRef)}
+            starts = {iri[: max(iri.rfind("#"), iri.rfind("/"), iri.rfind(":")) + 1] for iri in iris}
+            self._memo["prefixes"] = {p: n for p, n in sorted(bound.items())
+                                      if any(start.startswith(n) for start in starts)}
+        return dict(self._memo["prefixes"])
+
+    def has_graph(self, name: str) -> bool:
+        import pyoxigraph as ox
+
+        return bool(self.store.contains_named_graph(ox.NamedNode(name)))
+
+    def write_graph(self, out: Any, name: str | None, fmt: str = "nt") -> None:
+        """Write one named graph (``name``), or with None the default graph (the union of the named graphs, as
+        triples), to the binary stream ``out`` in ``fmt`` (a name of reasoner.workers.GRAPH_FORMATS but nquads);
+        raises Refused 404 for a graph the store does not hold."""
+        import pyoxigraph as ox
+
+        rdf_format = getattr(ox.RdfFormat, workers.GRAPH_FORMATS[fmt])
+        if name is not None:
+            if not self.has_graph(name):
+                raise Refused(HTTPStatus.NOT_FOUND, f"no graph <{name}> in this dataset")
+            self.store.dump(out, format=rdf_format, from_graph=ox.NamedNode(name))
+            return
+        self.store.dump(out, format=rdf_format, from_graph=ox.DefaultGraph())  # the union, materialized
+
+    def write_dataset(self, out: Any, fmt: str = "nquads") -> None:
+        """Write every named graph as N-Quads (or TriG) to the binary stream ``out``, streamed: the named
+        graphs only (the default graph is their union, kept materialized in the store)."""
+        import pyoxigraph as ox
+
+        quads = (q for q in self.store.quads_for_pattern(None, None, None) if q.graph_name != ox.DefaultGraph())
+        ox.serialize(quads, out, format=getattr(ox.RdfFormat, workers.GRAPH_FORMATS[fmt]))
+
+    def graph_bytes(self, name: str | None, fmt: str = "nt") -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.write_graph(buffer, name, fmt)
+        return buffer.getvalue()
+
     def description(self, endpoint: str) -> Graph:
         """The SPARQL 1.1 Service Description of the endpoint."""
         sd = Graph()
@@ -510,18 +556,22 @@ class Service:
         dataset = BNode("dataset")
         sd.add((service, SD.defaultDataset, dataset))
         sd.add((dataset, RDF.type, SD.Dataset))
+        sd.add((dataset, URIRef("http://purl.org/dc/terms/description"),
+                Literal(f"{self.graph_count} named graphs; the default graph is their union")))
         default = BNode("default")
         sd.add((dataset, SD.defaultGraph, default))
         sd.add((default, RDF.type, SD.Graph))
-        sd.add((default, VOID.triples, Literal(len(self.pool.dataset), datatype=XSD.integer)))
+        if all(g.triples is not None for g in self.graphs):
+            sd.add((default, VOID.triples, Literal(sum(g.triples or 0 for g in self.graphs), datatype=XSD.integer)))
         for named in self.graphs:
             node, graph = BNode(), BNode()
             sd.add((dataset, SD.namedGraph, node))
             sd.add((node, RDF.type, SD.NamedGraph))
-            sd.add((node, SD.name, named.name))
+            sd.add((node, SD.name, URIRef(named.name)))
             sd.add((node, SD.graph, graph))
             sd.add((graph, RDF.type, SD.Graph))
-            sd.add((graph, VOID.triples, Literal(len(named.graph), datatype=XSD.integer)))
+            if named.triples is not None:
+                sd.add((graph, VOID.triples, Literal(named.triples, datatype=XSD.integer)))
             sd.add((graph, URIRef("http://purl.org/dc/terms/description"), Literal(named.label)))
         return sd
 
@@ -553,7 +603,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _error(self, refused: Refused) -> None:
-        extra = {"WWW-Authenticate": 'Bearer realm="guideline-kg"'} if refused.status == HTTPStatus.UNAUTHORIZED else None
+        extra = {"WWW-Authenticate": 'Bearer realm="guideline-kg"'} if refused.status == HTTPStatus.UNAUTHORIZED else {}
+        extra.update(refused.headers)  # Retry-After on a 503
         self._send(refused.status, (refused.message + "\n").encode("utf-8"), "text/plain; charset=utf-8", extra)
 
     def _authorized(self) -> bool:

@@ -41,6 +41,8 @@ from reasoner.queries import QueryFile, load_query
 from reasoner.serve import NamedGraph
 
 TIMEOUT_SECONDS = 120
+UNION_NEEDED = ("the store must read its default graph as the union of its named graphs: Virtuoso does; "
+                "Oxigraph with 'oxigraph serve --union-default-graph'; Fuseki with unionDefaultGraph")
 SOLUTIONS_ACCEPT = "application/sparql-results+json"
 
 
@@ -186,7 +188,7 @@ def recommend_from_store(args: argparse.Namespace) -> int:
     for row in store.select(store_query("patient-graph"), {"patient": patient}):
         facts.add((row["s"], row["p"], row["o"]))  # type: ignore[call-overload, index]
     if len(facts) == 0:
-        raise InputError(f"{store.endpoint} holds no gkg:Patient {patient.n3()}")
+        raise InputError(f"{store.endpoint} holds no gkg:Patient {patient.n3()} in its default graph ({UNION_NEEDED})")
     patient_graph = parse_patient(guideline, facts.serialize(format="nt"), "nt", str(patient))
     engine = make_engine(guideline, args.engine)
     report = build_report(guideline, engine.reason(patient_graph))

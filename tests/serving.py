@@ -50,4 +50,4 @@ def running_endpoint(**settings: object) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-        service.pool.close()
+        service.close()

@@ -30,7 +30,8 @@ def cohort(n: int = N, seed: int = 11) -> list[dict]:
 
 
 def reports(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())}
+    """The reports of a folder but the .nq graph a JSON batch keeps beside each (it holds the reasoning's time)."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.suffix != ".nq"}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,8 @@ def folder_run(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def test_a_folder_of_bundles_gives_one_json_report_per_patient(folder_run) -> None:
     done, out = folder_run
     assert done.returncode == 0, done.stderr
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"p{i:06d}.json" for i in range(1, N + 1))
+    names = sorted(p.name for p in out.iterdir())  # each JSON report with its report graph (N-Quads) beside it
+    assert names == sorted(f"p{i:06d}{suffix}" for i in range(1, N + 1) for suffix in (".json", ".nq"))
     for text in reports(out).values():
         assert json.loads(text)["report_version"] == "1"
 
@@ -113,7 +114,8 @@ def test_a_refused_patient_is_named_on_stderr_and_the_batch_goes_on(tmp_path: Pa
     done = recommend(source, "--out", tmp_path / "out")
     assert done.returncode == 2
     assert "line-0000002: Bundle: entry is missing or not a list" in done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line-0000001.json", "line-0000003.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line-0000001.json", "line-0000001.nq",
+                                                                    "line-0000003.json", "line-0000003.nq"]
     assert "2 conforming, 0 not conforming, 1 refused" in done.stderr
 
 
@@ -155,8 +157,9 @@ def test_a_batch_killed_with_sigkill_and_started_again_ends_with_every_report_on
     assert again.returncode == 0, again.stderr
     assert f"{len(written_before)} already done" in again.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"line-{i:07d}.json" for i in range(1, n + 1))  # no temporary file left either
-    for path in out.iterdir():
+    assert names == sorted(f"line-{i:07d}{suffix}" for i in range(1, n + 1)
+                           for suffix in (".json", ".nq"))  # no temporary file left either
+    for path in out.glob("*.json"):
         assert json.loads(path.read_text(encoding="utf-8"))["report_version"] == "1"
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 import pyshacl
 import pytest
 from rdflib import RDF, RDFS, Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCTERMS, OWL
+from rdflib.namespace import DCTERMS, OWL, SKOS
 
 from conftest import guideline
 from reasoner.checks import check_encoding, check_graph, qc_queries, rule_files_graph, run_qc
@@ -28,6 +28,7 @@ RULE = Namespace("https://w3id.org/guideline-kg/rule/")
 SHAPE = Namespace("https://w3id.org/guideline-kg/shapes/")
 CITO = Namespace("http://purl.org/spar/cito/")
 XSD = Namespace("http://www.w3.org/2001/XMLSchema#")
+LOINC = Namespace("https://loinc.org/rdf/")
 
 Edit = Callable[[Graph], None]
 
@@ -150,6 +151,27 @@ SHAPE_CASES: list[tuple[str, URIRef, URIRef, Edit]] = [
     ("decision without label", G["decision-strength"], SHAPE["EncodingDecision-label"], drop(G["decision-strength"], RDFS.label)),
     ("decision not written down", G["decision-urgency-inherited"], SHAPE["EncodingDecision-comment"],
      drop(G["decision-urgency-inherited"], RDFS.comment)),
+    # a bare threshold: no concept, measurement, unit, rule or source, its bound in words
+    ("threshold without concept", G["threshold-bare"], SHAPE["Threshold-derives"], add(G["threshold-bare"], RDF.type, V.Threshold)),
+    ("threshold without measurement", G["threshold-bare"], SHAPE["Threshold-measurement"], add(G["threshold-bare"], RDF.type, V.Threshold)),
+    ("threshold without unit", G["threshold-bare"], SHAPE["Threshold-unit"], add(G["threshold-bare"], RDF.type, V.Threshold)),
+    ("threshold without rule", G["threshold-bare"], SHAPE["Threshold-rule"], add(G["threshold-bare"], RDF.type, V.Threshold)),
+    ("addition without source", G["threshold-bare"], SHAPE["Addition-source"], add(G["threshold-bare"], RDF.type, V.Threshold)),
+    ("threshold above a bound in words", G["threshold-bare"], SHAPE["Threshold-min-exclusive"],
+     add(G["threshold-bare"], V.minExclusive, Literal("hundred"))),
+    ("threshold at or above a bound in words", G["threshold-fever"], SHAPE["Threshold-min-inclusive"],
+     put(G["threshold-fever"], V.minInclusive, Literal("thirty-eight"))),
+    ("threshold outside the plausible range", G["threshold-tachycardia"], SHAPE["Threshold-plausible"],
+     put(G["threshold-tachycardia"], V.minExclusive, Literal(Decimal("1000.0")))),
+    ("plausible minimum as a string", LOINC["8310-5"], SHAPE["Measurement-min"], put(LOINC["8310-5"], V.plausibleMin, Literal("25"))),
+    ("measurement with two maxima", LOINC["8867-4"], SHAPE["Measurement-max"], add(LOINC["8867-4"], V.plausibleMax, Literal(Decimal("400.0")))),
+    ("measurement with two units", LOINC["8310-5"], SHAPE["Measurement-unit"], add(LOINC["8310-5"], V.unit, Literal("[degF]"))),
+    ("conversion from no unit", G["conversion-degF-Cel"], SHAPE["UnitConversion-from"], drop(G["conversion-degF-Cel"], V.fromUnit)),
+    ("conversion to no unit", G["conversion-Cel-Cel"], SHAPE["UnitConversion-to"], drop(G["conversion-Cel-Cel"], V.toUnit)),
+    ("conversion offset as a string", G["conversion-per-min"], SHAPE["UnitConversion-offset"],
+     put(G["conversion-per-min"], V.offset, Literal("0"))),
+    ("conversion factor zero", G["conversion-beats-per-min"], SHAPE["UnitConversion-factor"],
+     put(G["conversion-beats-per-min"], V.factor, Literal(Decimal("0.0")))),
 ]
 
 # What the edits above break besides their own case (each a consequence named here, not noise).
@@ -267,6 +289,8 @@ QC_CASES: list[tuple[str, URIRef, Edit]] = [
     ("coding-without-standard-iri", CODING["motor-weakness-snomed-713514005"],
      drop(CODING["motor-weakness-snomed-713514005"], RDFS.seeAlso)),
     ("concept-parent-cycle", C["neurologic-deficit"], add(C["neurologic-deficit"], RDFS.subClassOf, C["motor-weakness"])),
+    ("concept-without-mapping", C["oncology-referral"], drop(C["oncology-referral"], SKOS.exactMatch)),
+    ("exact-match-twice", C["xr-lumbar"], add(C["xr-lumbar"], SKOS.exactMatch, URIRef("http://snomed.info/id/999999999"))),
 ]
 
 
@@ -292,7 +316,8 @@ def test_each_qc_query_passes_on_the_encoding_and_fails_on_its_broken_copy(check
 def test_the_qc_broken_copy_fails_with_nothing_but_its_cases() -> None:
     expected = {(check, entity) for check, entity, _e in QC_CASES}
     expected |= {("recommendation-rule-name", G["rec-against-bone-scan"]), ("duplicate-key", C["pathologic-fracture"]),
-                 ("duplicate-id", G["reference-7"]), ("duplicate-code", C["back-pain"]), ("concept-parent-cycle", C["motor-weakness"])}
+                 ("duplicate-id", G["reference-7"]), ("duplicate-code", C["back-pain"]), ("concept-parent-cycle", C["motor-weakness"]),
+                 ("concept-without-mapping", C["new-flag"])}  # the new red flag has no code either
     assert {(c, e) for c, e, _sev in broken_qc_results()} == expected
 
 

@@ -216,3 +216,4 @@ def test_generalized_rdf_triples_are_dropped() -> None:
     raw.add((G.S01, G.p, Literal("x")))
     raw.add((Literal("x"), G.p, G.S01))  # owlrl writes such triples (e.g. a literal typed with its datatype)
     assert set(without_generalized_rdf(raw)) == {(G.S01, G.p, Literal("x"))}
+

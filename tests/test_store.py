@@ -32,7 +32,7 @@ from reasoner.namespaces import GKG
 from reasoner.queries import QueryFile, load_query
 from reasoner.serve import GUIDELINE_GRAPH, INFERRED_GRAPH, build_dataset, read_report
 from reasoner.store import Store
-from serving import dataset_graphs, report_folder
+from serving import REPORT_EXAMPLES, dataset_graphs, report_folder
 
 POPULATION_QUERIES = ("patients-mass-without-completed-mri", "red-flags-by-frequency",
                       "patients-with-recommendations-against", "recommendations-by-citation")
@@ -190,8 +190,26 @@ def test_recommend_reads_a_patient_from_oxigraph_and_writes_the_report_back(oxig
 def test_recommend_from_a_store_refuses_an_unknown_patient_with_exit_2(oxigraph_pushed, capsys) -> None:
     store, _, _ = oxigraph_pushed
     assert main(["recommend", "--endpoint", store.endpoint, "--patient", "urn:guideline-kg:patient:nobody"]) == 2
-    assert "holds no gkg:Patient" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds no gkg:Patient" in err and "union of its named graphs" in err and "--union-default-graph" in err
     assert main(["recommend", "--endpoint", store.endpoint, "--patient", "urn:x> } DROP ALL {"]) == 2
+
+
+def test_push_reads_json_reports_and_the_population_queries_agree(oxigraph_pushed, tmp_path: Path) -> None:
+    """A JSON batch (each report with its N-Quads graph beside it) pushes the same report graphs as Turtle."""
+    store, _, _ = oxigraph_pushed
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in REPORT_EXAMPLES:
+        shutil.copy(EXAMPLES / f"{name}.json", inputs / f"{name}.json")
+    assert main(["recommend", str(inputs), "--out", str(tmp_path / "out")]) in (0, 1)
+    before = {name: store_rows(store, query(name)) for name in POPULATION_QUERIES}  # pushed from Turtle
+    quads = count_quads(store)
+    assert main(["push", "--endpoint", store.endpoint, "--reports", str(tmp_path / "out")]) == 0
+    assert count_quads(store) == quads  # the same report graphs, replaced
+    for name in POPULATION_QUERIES:
+        assert before[name] and store_rows(store, query(name)) == before[name], name
+    assert main(["push", "--endpoint", store.endpoint, "--reports", str(inputs)]) == 2  # bundles are no reports
 
 
 # --- Virtuoso --------------------------------------------------------------------------------

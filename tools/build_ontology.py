@@ -1,9 +1,12 @@
-"""Build ontology/guideline.ttl and ontology/concepts.ttl from the shared tables.
+"""Build ontology/guideline.ttl, concepts.ttl, the umbrella ontology and its catalog from the shared tables.
 
 The shared folder (guideline text, statements.tsv, concepts.tsv, codes.tsv) is
 the one editable source for statements, sections, references, concept keys,
 parents and codes; these two Turtle files are built from it and committed so
-that the package ships without the shared folder. Run after a change to the
+that the package ships without the shared folder. The umbrella ontology
+(mid-lumbar-mass.ttl: one IRI that owl:imports every module of ontology/) and
+catalog-v001.xml (each module IRI to its file, so that OWL tools never fetch
+one) are built from the module headers. Run after a change to the
 tables:
 
     python tools/build_ontology.py [--shared ../shared] [--check]
@@ -22,6 +25,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "1.0.0"
+ISSUED = "2026-11-25"  # the first release of the encoding
+MODIFIED = "2026-12-05"  # set by hand when a release changes the encoding
+LICENSE = "https://spdx.org/licenses/MIT"  # pyproject.toml's licence, as its SPDX IRI; the text is LICENSE
+CREATOR = "guideline-kg contributors"
+PUBLISHER = "The guideline-kg project"
+VOCAB = "https://w3id.org/guideline-kg/vocab"
+UMBRELLA = "https://w3id.org/guideline-kg/mid-lumbar-mass"
+UMBRELLA_FILE = "mid-lumbar-mass.ttl"
+CATALOG_FILE = "catalog-v001.xml"
 G = "https://w3id.org/guideline-kg/mid-lumbar-mass/"
 C = "https://w3id.org/guideline-kg/concept/"
 SOURCE_FILE = "000_02c86c3bdb927671.txt"
@@ -54,8 +66,32 @@ SYSTEM_SLUG = {
     "http://loinc.org": "loinc",
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
 }
+
+
+@dataclass(frozen=True)
+class CodeSystem:
+    uri: str  # the FHIR system URI
+    label: str
+    iri_prefix: str  # a code's IRI is iri_prefix + code
+    curie_prefix: str  # the prefix of its CURIEs in SSSOM mapping sets
+    comment: str
+
+
+CODE_SYSTEMS = (
+    CodeSystem("http://snomed.info/sct", "SNOMED CT", "http://snomed.info/id/", "SNOMEDCT",
+               "SNOMED International's RDF IRIs: http://snomed.info/id/{code}."),
+    CodeSystem("http://loinc.org", "LOINC", "https://loinc.org/rdf/", "LOINC",
+               "Regenstrief's LOINC RDF IRIs: https://loinc.org/rdf/{code}."),
+    CodeSystem("http://hl7.org/fhir/sid/icd-10-cm", "ICD-10-CM", "http://purl.bioontology.org/ontology/ICD10CM/", "ICD10CM",
+               "ICD-10-CM has no official RDF IRI. The mappings name a code by the IRI scheme of the NCBO BioPortal "
+               "edition of ICD-10-CM, http://purl.bioontology.org/ontology/ICD10CM/{code} with the code as written, dot "
+               "included (e.g. .../ICD10CM/R22.2); FHIR codings keep the system URI and the code."),
+)
 MATCH = {"exact": "gkg:exact", "close": "gkg:close", "broad": "gkg:broad", "narrow": "gkg:narrow", "needs-lumbar-site": "gkg:needsLumbarSite"}
-SKOS_MATCH = {"exact": "skos:exactMatch", "close": "skos:closeMatch", "broad": "skos:broadMatch", "narrow": "skos:narrowMatch", "needs-lumbar-site": "skos:relatedMatch"}
+# The SKOS mapping property of each match kind; the vocabulary states the same as gkg:mappingPredicate
+# of each gkg:MatchKind (a test compares them). A code that needs a lumbar body site, with that
+# site, is a kind of the concept: skos:narrowMatch, the condition stated on its gkg:Coding.
+SKOS_MATCH = {"exact": "skos:exactMatch", "close": "skos:closeMatch", "broad": "skos:broadMatch", "narrow": "skos:narrowMatch", "needs-lumbar-site": "skos:narrowMatch"}
 
 
 def standard_iri(system: str, code: str) -> str | None:
@@ -67,6 +103,14 @@ def standard_iri(system: str, code: str) -> str | None:
     return None
 
 
+def mapping_iri(system: str, code: str) -> str:
+    """The IRI the SKOS and SSSOM mappings name a code by (the documented scheme where there is no standard one)."""
+    for cs in CODE_SYSTEMS:
+        if cs.uri == system:
+            return cs.iri_prefix + code
+    raise SystemExit(f"codes.tsv: no IRI scheme for code system {system!r}")
+
+
 def lit(text: str, lang: str | None = None) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"@{lang}' if lang else f'"{escaped}"'
@@ -76,16 +120,21 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def header(iri: str, title: str, description: str) -> str:
+RIGHTS = "Statement texts are quoted verbatim from the guideline as received; the source states no licence of its own."
+
+
+def header(iri: str, title: str, description: str, sources: list[str], imports: list[str]) -> str:
     return f"""{PREFIXES}
 <{iri}> a owl:Ontology ;
     dcterms:title {lit(title, "en")} ;
     dcterms:description {lit(description, "en")} ;
     owl:versionIRI <{iri}/{VERSION}> ;
     owl:versionInfo {lit(VERSION)} ;
-    dcterms:source {lit("shared/guideline/" + SOURCE_FILE + ", shared/guideline/statements.tsv, shared/terminology/concepts.tsv, shared/terminology/codes.tsv")} ;
-    dcterms:license <https://opensource.org/license/mit> ;
-    dcterms:rights {lit("Statement texts are quoted verbatim from the guideline as received; the source states no licence of its own.", "en")} ;
+    owl:imports {", ".join(f"<{i}>" for i in imports)} ;
+    dcterms:isPartOf <{UMBRELLA}> ;
+    dcterms:source {", ".join(sources)} ;
+    dcterms:license <{LICENSE}> ;
+    dcterms:rights {lit(RIGHTS, "en")} ;
     skos:editorialNote {lit("Built by tools/build_ontology.py from the shared tables; edit the tables, not this file.", "en")} .
 """
 
@@ -181,11 +230,12 @@ def build_guideline(shared: Path) -> str:
         "https://w3id.org/guideline-kg/mid-lumbar-mass/statements",
         "Evaluation and Management of Mid-Lumbar Mass with Back Pain: statements and citations",
         "The guideline, its sections, its statements S01-S44 verbatim with their citations, and the references it cites by number.",
+        ["g:guideline"], [VOCAB],
     )]
     out.append(f"""
 g:guideline a gkg:Guideline ;
     dcterms:title {lit(title, "en")} ;
-    dcterms:source {lit("shared/guideline/" + SOURCE_FILE)} ;
+    rdfs:comment {lit("The guideline text as the project received it: a title, sections, statements and reference numbers, with no authors, publisher, date or bibliographic details.", "en")} ;
     owl:versionInfo {lit(VERSION)} ;
     skos:editorialNote {lit("The source gives reference numbers 1-8 and no bibliographic details.", "en")} ;
     gkg:hasSection {", ".join("g:section-" + slug(p) for p in paths)} .
@@ -240,8 +290,21 @@ def build_concepts(shared: Path) -> str:
     out = [header(
         "https://w3id.org/guideline-kg/mid-lumbar-mass/concepts",
         "Evaluation and Management of Mid-Lumbar Mass with Back Pain: concepts and codes",
-        "Every concept key of the terminology as an OWL class (parents as subclass axioms, so presence implies every parent), its label, the statements that name it, and its verified standard codes.",
+        "Every concept key of the terminology as an OWL class (parents as subclass axioms, so presence implies every parent), its label, the statements that name it, its verified standard codes and their SKOS mappings, and why a concept has none.",
+        ["g:guideline", "g:terminology"], [VOCAB, G + "statements"],
     )]
+    out.append(f"""g:terminology a dcterms:BibliographicResource ;
+    rdfs:label {lit("guideline-kg terminology: the concept keys of the guideline and their verified standard codes", "en")} ;
+    rdfs:comment {lit("Every code was found next to its display text in a published value set or code system (HL7 IPS free set, VSAC eCQM expansions, DICOM context groups, OHDSI concept sets, the CMS ICD-10-CM tabular, LOINC/RSNA playbook codes as cited by vendors). A concept with no code has no verified standard code yet. CPT codes are left out on purpose (licensed).", "en")} .
+""")
+    for cs in CODE_SYSTEMS:
+        out.append(f"""g:code-system-{SYSTEM_SLUG[cs.uri]} a gkg:CodeSystem ;
+    rdfs:label {lit(cs.label, "en")} ;
+    gkg:systemUri {lit(cs.uri)}^^xsd:anyURI ;
+    gkg:iriPrefix {lit(cs.iri_prefix)} ;
+    gkg:curiePrefix {lit(cs.curie_prefix)} ;
+    rdfs:comment {lit(cs.comment, "en")} .
+""")
     for row in concepts:
         key = row["key"]
         parents = [p for p in row["parent"].split(";") if p]
@@ -255,16 +318,21 @@ def build_concepts(shared: Path) -> str:
                  f"    rdfs:label {lit(row['label'], 'en')} ;",
                  f"    skos:prefLabel {lit(row['label'], 'en')} ;",
                  f"    gkg:key {lit(key)} ;",
-                 "    skos:inScheme g:concepts"]
+                 "    skos:inScheme g:concept-scheme"]
         if named:
             lines[-1] += " ;"
             lines.append(f"    gkg:namedIn {', '.join(named)}")
         rows = [r for r in codes if r["key"] == key]
-        matches = [(SKOS_MATCH[r["match"]], standard_iri(r["system"], r["code"])) for r in rows]
-        for prop, iri in matches:
-            if iri:
-                lines[-1] += " ;"
-                lines.append(f"    {prop} <{iri}>")
+        exact = [(r["system"]) for r in rows if r["match"] == "exact"]
+        for system in set(exact):
+            if exact.count(system) > 1:
+                raise SystemExit(f"codes.tsv: {key}: more than one exact code of {system}")
+        for r in rows:
+            lines[-1] += " ;"
+            lines.append(f"    {SKOS_MATCH[r['match']]} <{mapping_iri(r['system'], r['code'])}>")
+        if not rows:
+            lines[-1] += " ;"
+            lines.append("    gkg:withoutStandardCode gkg:noVerifiedCode")
         for r in rows:
             lines[-1] += " ;"
             lines.append(f"    gkg:coding coding:{key}-{SYSTEM_SLUG[r['system']]}-{r['code'].replace('.', '_')}")
@@ -285,7 +353,7 @@ def build_concepts(shared: Path) -> str:
             lines[-1] += " ;"
             lines.append(f"    gkg:codingNote {lit(r['note'])}")
         out.append("\n".join(lines) + " .\n")
-    out.append(f"""g:concepts a skos:ConceptScheme ;
+    out.append(f"""g:concept-scheme a skos:ConceptScheme ;
     skos:prefLabel {lit("Concepts of the mid-lumbar mass guideline", "en")} ;
     skos:notation {lit("urn:guideline-kg:concept")} ;
     rdfs:comment {lit("The local code system urn:guideline-kg:concept: a concept's code is its key.", "en")} .
@@ -293,15 +361,79 @@ def build_concepts(shared: Path) -> str:
     return "\n".join(out)
 
 
+def module_iris(texts: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(file name, ontology IRI, version IRI) of every module, by file name."""
+    from rdflib import Graph, URIRef
+    from rdflib.namespace import OWL, RDF
+
+    found = []
+    for name, text in sorted(texts.items()):
+        graph = Graph()
+        graph.parse(data=text, format="turtle")
+        heads = [s for s in graph.subjects(RDF.type, OWL.Ontology) if isinstance(s, URIRef)]
+        if len(heads) != 1:
+            raise SystemExit(f"ontology/{name}: a module has exactly one owl:Ontology header, found {len(heads)}")
+        version = graph.value(heads[0], OWL.versionIRI)
+        found.append((name, str(heads[0]), str(version) if version else ""))
+    return found
+
+
+def build_umbrella(modules: list[tuple[str, str, str]]) -> str:
+    imports = ",\n        ".join(f"<{iri}>" for _, iri, _ in modules)
+    return f"""# The guideline-kg encoding as one ontology: this header imports every module of ontology/.
+# The imports resolve to the files beside it through catalog-v001.xml (Protege, ROBOT and the
+# OWL API read it); nothing is fetched. 'guideline-kg export --format owl' writes the modules
+# merged into one ontology of this IRI. Built by tools/build_ontology.py.
+{PREFIXES}
+<{UMBRELLA}> a owl:Ontology ;
+    dcterms:title {lit("Evaluation and Management of Mid-Lumbar Mass with Back Pain: the guideline-kg encoding", "en")} ;
+    dcterms:description {lit("A clinical practice guideline (mid-lumbar mass with back pain) as an OWL ontology and knowledge graph: its statements verbatim with their citations, its concepts with standard codes and SKOS mappings, red flags, differential diagnosis, recommendations with the rules that apply them, and the additions the encoding needs, each marked with its own source.", "en")} ;
+    owl:versionIRI <{UMBRELLA}/{VERSION}> ;
+    owl:versionInfo {lit(VERSION)} ;
+    dcterms:creator {lit(CREATOR)} ;
+    dcterms:publisher {lit(PUBLISHER)} ;
+    dcterms:issued {lit(ISSUED)}^^xsd:date ;
+    dcterms:modified {lit(MODIFIED)}^^xsd:date ;
+    dcterms:license <{LICENSE}> ;
+    dcterms:rights {lit(RIGHTS, "en")} ;
+    dcterms:source g:guideline, g:terminology, g:contract, g:ucum ;
+    owl:imports {imports} .
+"""
+
+
+def build_catalog(modules: list[tuple[str, str, str]]) -> str:
+    """An OASIS XML catalog (Protege's catalog-v001.xml) from every module IRI and version IRI to its file."""
+    from xml.sax.saxutils import quoteattr
+
+    lines = ['<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
+             "<!-- Built by tools/build_ontology.py: the module IRIs of the encoding resolve to the files beside this one. -->",
+             '<catalog prefer="public" xmlns="urn:oasis:names:tc:entity:xmlns:xml:catalog">']
+    for name, iri, version in [(UMBRELLA_FILE, UMBRELLA, f"{UMBRELLA}/{VERSION}"), *modules]:
+        for target in (iri, version):
+            if target:
+                lines.append(f"    <uri name={quoteattr(target)} uri={quoteattr(name)}/>")
+    lines.append("</catalog>")
+    return "\n".join(lines) + "\n"
+
+
+def build_all(shared: Path) -> dict[Path, str]:
+    """Every file this tool writes, by path."""
+    folder = ROOT / "ontology"
+    built = {"guideline.ttl": build_guideline(shared), "concepts.ttl": build_concepts(shared)}
+    texts = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.ttl") if p.name != UMBRELLA_FILE}
+    texts.update(built)
+    modules = module_iris(texts)
+    built[UMBRELLA_FILE] = build_umbrella(modules)
+    built[CATALOG_FILE] = build_catalog(modules)
+    return {folder / name: text for name, text in built.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
-    outputs = {
-        ROOT / "ontology" / "guideline.ttl": build_guideline(args.shared),
-        ROOT / "ontology" / "concepts.ttl": build_concepts(args.shared),
-    }
+    outputs = build_all(args.shared)
     stale = [p for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:

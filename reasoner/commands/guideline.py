@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 QUERY_FORMATS = ("table", "csv", "json")
 EXPORT_FORMATS = {"turtle": "turtle", "jsonld": "json-ld", "nt": "nt"}
+# Formats written by their own module: one merged OWL ontology (RDF/XML), an SSSOM mapping set,
+# the guideline as a FHIR R4 Bundle of CPG knowledge artifacts.
+EXPORT_OTHER = ("owl", "sssom", "fhir")
 CODING = Namespace(BASE + "coding/")
 _IRI = re.compile(r"https?://[^\s<>\"{}|\\^`]+[^\s<>\"{}|\\^`.,;:)]")
 
@@ -49,18 +52,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("query", help="run a query over the guideline with OWL-RL inference",
                        description="Run a competency query (queries/<name>.rq), a QC query (qc/<name>) or a "
                        ".rq file over the OWL-RL closure of the guideline.")
-    q.add_argument("query", nargs="?", help="a query name (see --list) or the path of a .rq file")
+    q.add_argument("query", nargs="?", help="a query name (see --list), the path of a .rq file, or - to read it from stdin")
     q.add_argument("--format", choices=QUERY_FORMATS, default="table")
     q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="bind a parameter the query declares ('#+ param:'); a parameter left out matches anything")
     q.add_argument("--list", action="store_true", help="list the shipped queries with their summaries and parameters")
     q.add_argument("--reports", type=Path, metavar="DIR",
-                   help="also query the report graphs in DIR (from 'recommend --format turtle|jsonld'), for population queries")
+                   help="also query the reports in DIR (JSON with their .nq graphs, N-Quads, Turtle or JSON-LD), "
+                   "loaded into a temporary store, for population queries")
+    q.add_argument("--store", type=Path, metavar="DIR",
+                   help="query an Oxigraph store made by 'guideline-kg load' (its default graph: the union of its graphs)")
     q.set_defaults(func=run_query)
 
-    e = sub.add_parser("export", help="the guideline graph, as asserted or with OWL-RL inference")
-    e.add_argument("--inferred", action="store_true", help="the OWL-RL closure (without generalized-RDF triples)")
-    e.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="turtle")
+    e = sub.add_parser("export", help="the guideline graph (as asserted or inferred), as one OWL ontology, "
+                       "as SSSOM mappings or as FHIR CPG knowledge artifacts",
+                       description="turtle, jsonld, nt: the guideline graph (--inferred: its OWL-RL closure). "
+                       "owl: the modules merged into one OWL 2 DL ontology named by the umbrella IRI (RDF/XML). "
+                       "sssom: the concepts' mappings to standard codes as an SSSOM TSV mapping set. "
+                       "fhir: the guideline as a FHIR R4 Bundle after the HL7 CPG IG (PlanDefinitions, "
+                       "ActivityDefinitions, a Library of the rules, ValueSets).")
+    e.add_argument("--inferred", action="store_true", help="the OWL-RL closure (without generalized-RDF triples); "
+                   "turtle, jsonld and nt only")
+    e.add_argument("--format", choices=sorted([*EXPORT_FORMATS, *EXPORT_OTHER]), default="turtle")
     e.add_argument("--out", type=Path, help="write here instead of stdout")
     e.set_defaults(func=run_export)
 
@@ -90,12 +103,18 @@ def render_check(report: CheckReport) -> str:
         if r.value is not None:
             lines.append(f"  value:   {_short(names, r.value)}")
         lines.append(f"  message: {_short_all(names, r.message)}")
+        place = report.where(r.focus, r.path)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     for q in report.qc:
         lines.append(f"{q.severity}  {_short(names, q.entity)}")
         lines.append(f"  check:   qc/{q.check}-violation.rq")
         if q.value is not None:
             lines.append(f"  value:   {_short(names, q.value)}")
         lines.append(f"  message: {q.summary}")
+        place = report.where(q.entity, None, q.value)
+        if place is not None:
+            lines.append(f"  at:      {place}")
     if report.shapes or report.qc:
         lines.append("")
     violations, warnings = report.count("Violation"), report.count("Warning")
@@ -202,14 +221,14 @@ def run_query(args: argparse.Namespace) -> int:
     guideline = Guideline.load()
     prepared = query.prepared()
     target: Graph = queryable_graph(guideline)
-    if args.reports is not None:
-        from reasoner.serve import build_dataset, read_reports
+    if args.reports is not None or args.store is not None:
+        from reasoner.population import query_population
 
-        dataset = build_dataset(read_reports(args.reports))
-        guideline_graph = dataset.graph(URIRef("https://w3id.org/guideline-kg/graph/guideline"))
-        for triple in target:
-            guideline_graph.add(triple)
-        target = dataset
+        if args.reports is not None and args.store is not None:
+            raise InputError("give either --reports DIR or --store DIR, not both")
+        result = query_population(query, bound, store=args.store, reports=args.reports, guideline=guideline)
+        emit(render_result(result, args.format, _namespaces()))
+        return 0
     try:
         result = target.query(prepared, initBindings=bound)
         text = render_result(result, args.format, _namespaces())
@@ -270,6 +289,11 @@ def _text(data: bytes | str) -> str:
 
 def run_export(args: argparse.Namespace) -> int:
     guideline = Guideline.load()
+    if args.format in EXPORT_OTHER:
+        if args.inferred:
+            raise InputError(f"--inferred applies to turtle, jsonld and nt, not to --format {args.format}")
+        emit(export_other(guideline, args.format), args.out)
+        return 0
     graph = inferred_graph(guideline) if args.inferred else guideline.graph
     fmt = EXPORT_FORMATS[args.format]
     if fmt == "json-ld":  # a local context of the prefixes in use: nothing to fetch, nothing unused
@@ -278,6 +302,20 @@ def run_export(args: argparse.Namespace) -> int:
         text = graph.serialize(format=fmt)
     emit(text, args.out)
     return 0
+
+
+def export_other(guideline: Guideline, fmt: str) -> str:
+    if fmt == "owl":
+        from reasoner.export_owl import owl_export
+
+        return owl_export(guideline.graph)
+    if fmt == "sssom":
+        from reasoner.export_sssom import sssom_export
+
+        return sssom_export(guideline)
+    from reasoner.export_fhir import fhir_export
+
+    return fhir_export(guideline)
 
 
 def used_prefixes(graph: Graph) -> dict[str, str]:

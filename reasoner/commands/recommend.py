@@ -12,7 +12,7 @@ from reasoner.output import emit
 from reasoner.patient import read_patient
 from reasoner.report import Report, build_report, report_graph
 
-FORMATS = ("json", "turtle", "jsonld", "text", "html")
+FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,11 +46,19 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         from reasoner.text import render_text
 
         return render_text(report.data)
+    if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
+        from reasoner.export_fhir import fhir_request_group
+
+        return fhir_request_group(guideline, report.data)
     if fmt == "html":
         from reasoner.html import render_html
 
         return render_html(guideline, report)
     graph = report_graph(guideline, report, engine)
+    if fmt == "nquads":  # one named graph, <patient>/report, as the store and the endpoint name it
+        from reasoner.population import nquads, report_graph_name
+
+        return nquads(graph, report_graph_name(report.data["patient"]["iri"]))
     return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
 
 

@@ -1,4 +1,4 @@
-"""``guideline-kg push``: load the guideline and patient reports into a SPARQL 1.1 store."""
+"""``guideline-kg push`` (a SPARQL 1.1 store over HTTP) and ``guideline-kg load`` (an on-disk Oxigraph store)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("push", help="load the guideline and patient reports into a SPARQL 1.1 store",
                        description="Writes each graph whole with a Graph Store Protocol PUT (pushing again replaces, "
                                    "never duplicates): the asserted guideline, its OWL-RL inferences and, with "
-                                   "--reports, one graph <patient>/report per report file.")
+                                   "--reports, one graph <patient>/report per report. The store must read its "
+                                   "default graph as the union of its named graphs (Virtuoso does; Oxigraph with "
+                                   "'oxigraph serve --union-default-graph'; Fuseki with unionDefaultGraph).")
     p.add_argument("--endpoint", required=True, help="the store's SPARQL query endpoint, e.g. "
                    "http://127.0.0.1:7878/query (Oxigraph) or http://127.0.0.1:8890/sparql (Virtuoso)")
     p.add_argument("--graph-store", help="its Graph Store Protocol URL (default: guessed from --endpoint for "
                    "Oxigraph, Fuseki and Virtuoso)")
     p.add_argument("--auth", help="user:password, sent with HTTP Digest or Basic as the store asks")
-    p.add_argument("--reports", type=Path, help="a folder of report graphs written by 'recommend --format turtle|jsonld'")
+    p.add_argument("--reports", type=Path, help="a folder of reports: JSON (with the .nq graph a batch writes "
+                   "beside each), N-Quads, Turtle or JSON-LD")
     p.set_defaults(func=run_push)
+
+    load = sub.add_parser("load", help="load the guideline and patient reports into an on-disk Oxigraph store",
+                          description="Replaces the guideline graphs (asserted, and what OWL-RL adds without "
+                                      "tautologies) and each patient's report graph <patient>/report: loading "
+                                      "again is incremental and idempotent per patient. 'serve --store DIR' and "
+                                      "'query NAME --store DIR' read the store; their default graph is the union "
+                                      "of the named graphs.")
+    load.add_argument("reports", type=Path, nargs="+", metavar="REPORTS",
+                      help="folders (or files) of reports: JSON with their .nq graphs, N-Quads, Turtle, JSON-LD")
+    load.add_argument("--store", type=Path, required=True, metavar="DIR", help="the store's folder (made if new)")
+    load.set_defaults(func=run_load)
 
 
 def run_push(args: argparse.Namespace) -> int:
@@ -33,4 +47,17 @@ def run_push(args: argparse.Namespace) -> int:
     for pushed in push(store, graphs):
         sys.stdout.write(f"{pushed.name}\t{pushed.triples} triples\n")
     sys.stderr.write(f"guideline-kg: {len(graphs)} graphs written to {store.graph_store}\n")
+    return 0
+
+
+def run_load(args: argparse.Namespace) -> int:
+    from reasoner.guideline import Guideline
+    from reasoner.population import load, store_size
+
+    loaded = load(args.store, args.reports, Guideline.load())
+    rate = loaded.reports / loaded.seconds if loaded.seconds > 0 else 0.0
+    replaced = f" ({loaded.replaced} replaced)" if loaded.replaced else ""
+    sys.stderr.write(f"guideline-kg: {loaded.reports} reports{replaced}, {loaded.quads} quads loaded into "
+                     f"{args.store} in {loaded.seconds:.1f} s ({rate:,.0f} reports/s); "
+                     f"store {store_size(args.store) / 1e6:,.1f} MB\n")
     return 0

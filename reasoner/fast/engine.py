@@ -60,7 +60,7 @@ class FastEngine:
         self.select_plans: dict[int, tuple[Plan, frozenset[str]]] = {}
         for q in guideline.queries.values():
             prepared = q.prepared()
-            if prepared.algebra.name == "SelectQuery":
+            if prepared.algebra.name in ("SelectQuery", "ConstructQuery"):
                 try:
                     self.select_plans[id(prepared)] = (Plan(prepared, self.interned),
                                                        frozenset(p.name for p in q.params) | {"patient"})

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from rdflib import Graph, Variable
 from rdflib.plugins.stores.memory import Memory
+from rdflib.query import Result
 from rdflib.store import Store
 
 from reasoner.plan import Data, Index, Plan
@@ -24,7 +25,7 @@ class Shared(Protocol):
 
     base: frozenset[Triple]  # the closed guideline's triples
     base_index: Index  # the same, indexed
-    select_plans: dict[int, tuple[Plan, frozenset[str]]]  # id of a prepared SELECT -> (its plan, its parameters)
+    select_plans: dict[int, tuple[Plan, frozenset[str]]]  # id of a prepared SELECT or CONSTRUCT -> (plan, parameters)
 
     @property
     def base_store(self) -> Memory: ...  # the same, as an rdflib store
@@ -136,6 +137,12 @@ class PatientView(Graph):
         if known is None or kwargs or not set(map(str, bindings)) <= known[1]:
             return super().query(query_object, processor, result, initNs, initBindings, use_store_provided, **kwargs)
         plan = known[0]
+        if plan.kind == "ConstructQuery":  # the RDF report's graph
+            constructed = Result("CONSTRUCT")
+            constructed.graph = Graph()
+            for triple in plan.construct(self._data, {Variable(str(k)): v for k, v in bindings.items()}):
+                constructed.graph.add(triple)
+            return constructed
         rows = plan.select(self._data, {Variable(str(k)): v for k, v in bindings.items()})
         return _Solutions(plan.variables, rows)
 
