@@ -40,13 +40,13 @@ from typing import Any
 from rdflib import Graph
 
 from benchmarks.cohort import generate
+from benchmarks.reference import reasoning_time, reference_key
 from reasoner.batch import NDJSON, Settings, Unit, _results
 from reasoner.cache import cache_dir
 from reasoner.engine import Reasoned, ReferenceEngine, run_rules
 from reasoner.engines import settle
 from reasoner.fast import FastEngine, PatientView
 from reasoner.guideline import Guideline
-from reasoner.clock import parse_instant
 from reasoner.patient import parse_patient
 from reasoner.report import build_report
 from reasoner.validate import unique, validate
@@ -147,29 +147,13 @@ def run_reference(texts: list[str], jobs: int) -> tuple[list[str], Stages, float
 
 
 # The reference's JSON report is a function of the patient's text, the encoding, the code the
-# reference runs and the libraries it calls: nothing else. Its reports are kept under a key of all
-# of those, so the 1,000-patient agreement is checked on every run without the reference's ~50
-# minutes each time; any change to that code, the encoding or a library version recomputes them.
-FAST_ONLY = {"fast.py", "plan.py"}  # modules the reference pipeline never runs
-# Both engines reason at one fixed time (the cohort's visits are in 2023-2024), so their reports compare byte for byte
-# and the cached reference reports stay valid from day to day.
-BENCH_NOW = parse_instant("2025-06-01T00:00:00Z")
-
-
-def reference_key(guideline: Guideline) -> str:
-    import owlrl
-    import pyshacl
-    import rdflib
-
-    digest = hashlib.sha256()
-    digest.update(f"{sys.version_info[:2]} rdflib {rdflib.__version__} owlrl {getattr(owlrl, '__version__', '?')} "
-                  f"pyshacl {pyshacl.__version__} {guideline.fingerprint} {BENCH_NOW.isoformat()}".encode())
-    package = Path(__file__).resolve().parents[1] / "reasoner"
-    for path in sorted(package.rglob("*.py")):
-        if path.name not in FAST_ONLY:
-            digest.update(path.relative_to(package).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:24]
+# reference runs and the libraries it calls: nothing else (benchmarks.reference.reference_key). Its
+# reports are kept under that key, so the 1,000-patient agreement is checked on every run without the
+# reference's ~50 minutes each time; any change to that code, the encoding or a library version
+# recomputes them.
+# Both engines reason at the reference's one fixed time, so their reports compare byte for byte and the stored
+# reference reports stay valid from day to day.
+BENCH_NOW = reasoning_time()
 
 
 def reference_reports(texts: list[str], jobs: int, folder: Path | None) -> tuple[list[str], int]:
@@ -282,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     reference_n = min(args.reference_n, args.n)
     ref_reports, ref_stages, ref_wall = run_reference(texts[:reference_n], args.jobs) if reference_n else ([], Stages(), 0)
     agreement_n = max(min(args.agreement_n, args.n), reference_n)
-    folder = None if args.no_reference_cache else cache_dir() / "reference-reports" / reference_key(guideline)
+    folder = None if args.no_reference_cache else cache_dir() / "reference-reports" / reference_key()
     if folder is not None:  # the reports just computed count too
         for text, report in zip(texts[:reference_n], ref_reports):
             keep_report(folder, text, report)

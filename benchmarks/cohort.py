@@ -10,10 +10,11 @@ medications, encounters, procedures, laboratory results, entered-in-error and re
 entries, and documented absences that agree with the branch. Records hold 5 to 60
 resources.
 
-Guideline concepts are coded only with codes of ``shared/terminology/codes.tsv`` or with
-the local system ``urn:guideline-kg:concept`` and a key of ``concepts.tsv``; the codes
-below are copied from those tables (the benchmark must not depend on the reasoner's
-graph). Codes used for noise match no concept.
+Guideline concepts are coded only with the codes the guideline graph gives them (from
+``shared/terminology/codes.tsv``) or with the local system ``urn:guideline-kg:concept`` and
+a concept key; codes, labels, concept parents, lumbar body sites, the vital signs and their
+thresholds are read from the graph (``Guideline.load``, ``queries/benchmark/``), never
+copied here. Codes used for noise match no concept.
 
 Determinism: patient *i* of seed *s* depends on (s, i) only, so ``generate(1000)`` is a
 prefix of ``generate(100000)`` and the same arguments give byte-identical output.
@@ -79,95 +80,49 @@ MIN_RESOURCES, MAX_RESOURCES = 5, 60
 BULK_BUFFER = 2000
 BULK_TYPES = ("Patient", "Condition", "Observation", "Flag", "DiagnosticReport")
 
-# ---- terminology (copied from shared/terminology; the first code of a key is the usual one) ----
+# ---- terminology, from the guideline graph ----
 
-CODES: dict[str, tuple[Code, ...]] = {
-    "palpable-lumbar-mass": ((SNOMED, "443607001", "Palpable mass"),
-                             (ICD10, "R22.2", "Localized swelling, mass and lump, trunk")),
-    "back-pain": ((SNOMED, "279039007", "Low back pain"), (SNOMED, "161891005", "Backache"),
-                  (ICD10, "M54.50", "Low back pain, unspecified"), (ICD10, "M54.9", "Dorsalgia, unspecified")),
-    "motor-weakness": ((SNOMED, "713514005", "Muscle weakness of limb"),
-                       (SNOMED, "102568007", "Paresis of lower extremity")),
-    "sensory-change": ((SNOMED, "44077006", "Numbness"), (SNOMED, "309537005", "Numbness of lower limb"),
-                       (SNOMED, "397974008", "Hypoesthesia")),
-    "reflex-asymmetry": ((ICD10, "R29.2", "Abnormal reflex"),),
-    "gait-abnormality": ((SNOMED, "22325002", "Abnormal gait"),
-                         (ICD10, "R26.9", "Unspecified abnormalities of gait and mobility")),
-    "fever": ((SNOMED, "386661006", "Fever"), (ICD10, "R50.9", "Fever, unspecified")),
-    "tachycardia": ((SNOMED, "3424008", "Tachycardia"), (ICD10, "R00.0", "Tachycardia, unspecified")),
-    "abnormal-spinal-curvature": ((SNOMED, "298382003", "Scoliosis deformity of spine"),
-                                  (SNOMED, "298591003", "Scoliosis of lumbar spine"),
-                                  (ICD10, "M41.9", "Scoliosis, unspecified")),
-    "lymphadenopathy": ((SNOMED, "30746006", "Lymphadenopathy"),
-                        (ICD10, "R59.9", "Enlarged lymph nodes, unspecified"),
-                        (ICD10, "R59.1", "Generalized enlarged lymph nodes")),
-    "unintentional-weight-loss": ((SNOMED, "448765001", "Unintentional weight loss"),
-                                  (SNOMED, "422868009", "Unexplained weight loss"),
-                                  (ICD10, "R63.4", "Abnormal weight loss")),
-    "history-of-cancer": ((SNOMED, "266987004", "History of malignant neoplasm"),
-                          (ICD10, "Z85.9", "Personal history of malignant neoplasm, unspecified")),
-    "cauda-equina-syndrome": ((SNOMED, "192970008", "Cauda equina syndrome"),
-                              (ICD10, "G83.4", "Cauda equina syndrome")),
-    "bladder-dysfunction": ((SNOMED, "267064002", "Retention of urine"), (SNOMED, "398064005", "Neurogenic bladder"),
-                            (SNOMED, "40492006", "Dysfunction of urinary bladder"),
-                            (ICD10, "R33.9", "Retention of urine, unspecified")),
-    "bowel-dysfunction": ((SNOMED, "72042002", "Incontinence of feces"),
-                          (ICD10, "R15.9", "Full incontinence of feces")),
-    "sexual-dysfunction": ((SNOMED, "56925008", "Abnormal sexual function"),
-                           (ICD10, "R37", "Sexual dysfunction, unspecified")),
-    "mri-lumbar-wo-w-contrast": ((LOINC, "24967-2", "MR Lumbar spine WO and W contrast IV"),),
-    "mri-lumbar-wo-contrast": ((LOINC, "30679-5", "MR Lumbar spine WO contrast"),
-                               (SNOMED, "394451000119106",
-                                "Magnetic resonance imaging of lumbar spine without contrast")),
-    "ct-lumbar-w-contrast": ((LOINC, "24964-9", "CT Lumbar spine W contrast IV"),
-                             (SNOMED, "90523008", "Computed tomography of lumbar vertebral column with contrast")),
-    "xr-lumbar": ((LOINC, "24972-2", "XR Lumbar spine Views"),
-                  (SNOMED, "840361000", "Plain X-ray of lumbar vertebral column region")),
-    "osteoid-osteoma": ((SNOMED, "302859004", "Osteoid osteoma"),),
-    "ependymoma": ((SNOMED, "254949006", "Ependymoma of spinal cord"), (SNOMED, "443643007", "Ependymoma")),
-    "spinal-metastasis": ((SNOMED, "94602001", "Secondary malignant neoplasm of vertebral column"),
-                          (SNOMED, "94222008", "Secondary malignant neoplasm of bone"),
-                          (ICD10, "C79.51", "Secondary malignant neoplasm of bone")),
-    "benign-tumor": ((SNOMED, "92407004", "Benign neoplasm of vertebral column"),
-                     (SNOMED, "255178004", "Benign neoplasm of spine"),
-                     (ICD10, "D16.6", "Benign neoplasm of vertebral column")),
-    "paraspinal-abscess": ((SNOMED, "309083007", "Abscess of back"),),
-    "discitis": ((SNOMED, "2304001", "Discitis"), (SNOMED, "202752002", "Lumbar discitis"),
-                 (ICD10, "M46.46", "Discitis, unspecified, lumbar region")),
-}
 
-LABELS: dict[str, str] = {
-    "palpable-lumbar-mass": "Palpable mid-lumbar mass", "back-pain": "Back pain", "motor-weakness": "Motor weakness",
-    "sensory-change": "Sensory change", "reflex-asymmetry": "Reflex asymmetry", "gait-abnormality": "Gait abnormality",
-    "fever": "Fever", "tachycardia": "Tachycardia",
-    "abnormal-spinal-curvature": "Abnormal spinal curvature or alignment",
-    "lymphadenopathy": "Palpable lymphadenopathy", "unintentional-weight-loss": "Unintentional weight loss",
-    "night-pain": "Night pain", "history-of-cancer": "History of cancer",
-    "cauda-equina-syndrome": "Cauda equina syndrome",
-    "bladder-dysfunction": "Bladder dysfunction", "bowel-dysfunction": "Bowel dysfunction",
-    "sexual-dysfunction": "Sexual dysfunction", "saddle-anesthesia": "Saddle anesthesia",
-    "bilateral-leg-weakness": "Bilateral lower extremity weakness",
-    "progressive-neurologic-deficit": "Severe or progressive neurologic deficit",
-    "mri-contraindicated": "MRI contraindicated", "mri-unavailable": "MRI unavailable",
-    "imaging-negative": "Imaging negative for serious pathology",
-}
+@dataclass(frozen=True)
+class Terminology:
+    """What the generator codes patients with, read from the guideline graph."""
 
-# Parents of the finding keys used here (concepts.tsv), to keep noise from contradicting a branch.
-PARENTS: dict[str, tuple[str, ...]] = {
-    "cauda-equina-feature": ("red-flag-finding",), "palpable-lumbar-mass": ("red-flag-finding",),
-    "neurologic-deficit": ("red-flag-finding",), "motor-weakness": ("neurologic-deficit",),
-    "sensory-change": ("neurologic-deficit",), "reflex-asymmetry": ("neurologic-deficit",),
-    "gait-abnormality": ("red-flag-finding",), "fever": ("red-flag-finding",), "tachycardia": ("red-flag-finding",),
-    "abnormal-spinal-curvature": ("red-flag-finding",), "lymphadenopathy": ("red-flag-finding",),
-    "constitutional-symptom": ("red-flag-finding",), "unintentional-weight-loss": ("constitutional-symptom",),
-    "night-pain": ("constitutional-symptom",), "cauda-equina-syndrome": ("red-flag-finding", "neurologic-deficit"),
-    "bladder-dysfunction": ("cauda-equina-feature",), "bowel-dysfunction": ("cauda-equina-feature",),
-    "sexual-dysfunction": ("cauda-equina-feature",), "saddle-anesthesia": ("cauda-equina-feature", "sensory-change"),
-    "bilateral-leg-weakness": ("cauda-equina-feature", "motor-weakness"),
-    "progressive-neurologic-deficit": ("red-flag-finding", "neurologic-deficit"),
-}
+    codes: dict[str, tuple[Code, ...]]  # concept key -> its codes, exact matches first (the first is the usual one)
+    labels: dict[str, str]  # concept key -> label
+    parents: dict[str, tuple[str, ...]]  # concept key -> the keys of its direct parents
+    lumbar_sites: tuple[Code, ...]  # the body sites that make a palpable mass a lumbar one
+    vitals: dict[str, dict[str, Any]]  # finding key -> a row of queries/benchmark/vital-thresholds.rq
 
-LUMBAR_SITES: tuple[Code, ...] = ((SNOMED, "52612000", "Lumbar region"), (SNOMED, "122496007", "Lumbar spine"))
+
+def _terminology() -> Terminology:
+    from rdflib import RDFS
+
+    from reasoner import resources
+    from reasoner.guideline import Guideline
+    from reasoner.queries import load_folder
+
+    guideline = Guideline.load()
+    codes = {key: tuple((c.system, c.code, c.display)
+                        for c in sorted(codings, key=lambda c: (c.match != "exact", c.system, c.code)))
+             for key, codings in guideline.codings_by_key.items()}
+    labels = {key: concept.label for key, concept in guideline.concepts.items()}
+    key_of = {concept.iri: key for key, concept in guideline.concepts.items()}
+    graph = guideline.graph
+    parents = {key: tuple(sorted(key_of[p] for p in graph.objects(concept.iri, RDFS.subClassOf) if p in key_of))
+               for key, concept in guideline.concepts.items()}
+    queries = load_folder(resources.queries_dir() / "benchmark")
+    sites = tuple((str(r["system"]), str(r["code"]), str(r["display"]))
+                  for r in graph.query(queries["lumbar-sites"].prepared()))
+    vitals = {str(row["key"]): {k: (v.toPython() if v is not None else None) for k, v in row.asdict().items()}
+              for row in graph.query(queries["vital-thresholds"].prepared())}
+    return Terminology(codes, labels, parents, sites, vitals)
+
+
+TERMINOLOGY = _terminology()
+CODES = TERMINOLOGY.codes
+LABELS = TERMINOLOGY.labels
+PARENTS = TERMINOLOGY.parents
+LUMBAR_SITES = TERMINOLOGY.lumbar_sites
 BACK_SITE: Code = (SNOMED, "77568009", "Back")
 EXAM_CODE: Code = (SNOMED, "5880005", "Physical examination procedure")
 
@@ -260,20 +215,43 @@ class Vital:
     units: tuple[tuple[str, str, float], ...]  # UCUM code, human unit, weight
     normal: dict[str, tuple[float, float]]
     high: dict[str, tuple[float, float]]
-    threshold: dict[str, float]
+    threshold: dict[str, float | int]
     implausible: tuple[tuple[str, float], ...]
     decimals: int
+    system: str
 
 
-TEMPERATURE = Vital(
-    "8310-5", "Body temperature", (("Cel", "°C", 0.75), ("[degF]", "°F", 0.25)),
-    normal={"Cel": (35.9, 37.9), "[degF]": (96.6, 100.2)}, high={"Cel": (38.0, 40.4), "[degF]": (100.4, 104.7)},
-    threshold={"Cel": 38.0, "[degF]": 100.4},
-    implausible=(("Cel", 385.0), ("Cel", 3.8), ("[degF]", 37.9), ("Cel", 46.5), ("Cel", 24.0)), decimals=1)
-HEART_RATE = Vital(
-    "8867-4", "Heart rate", (("/min", "beats/minute", 1.0),),
-    normal={"/min": (52, 99)}, high={"/min": (101, 168)}, threshold={"/min": 100},
-    implausible=(("/min", 0), ("/min", 12), ("/min", 310), ("/min", 1020)), decimals=0)
+def _vital(key: str, units: tuple[tuple[str, str, float], ...], lowest: dict[str, float], highest: dict[str, float],
+           implausible: tuple[tuple[str, float], ...], decimals: int) -> Vital:
+    """A vital sign series around the graph's threshold for finding ``key``, in each unit (converted by the graph)."""
+    from reasoner.guideline import Guideline
+
+    row = TERMINOLOGY.vitals[key]
+    conversions = Guideline.load().conversions
+    step = 10 ** -decimals
+    inclusive = row.get("minInclusive") is not None
+    canonical = float(row["minInclusive"] if inclusive else row["minExclusive"])
+
+    def number(value: float) -> float | int:
+        return round(value, decimals) if decimals else round(value)
+
+    threshold: dict[str, float | int] = {}
+    for unit, _, _ in units:
+        conversion = conversions[unit]  # canonical = (value + offset) * factor [/ divisor]: the threshold in this unit
+        divisor = float(getattr(conversion, "divisor", 1))
+        threshold[unit] = number(canonical * divisor / float(conversion.factor) - float(conversion.offset))
+    return Vital(str(row["code"]), str(row["display"]), units,
+                 normal={u: (lowest[u], number(t - step)) for u, t in threshold.items()},
+                 high={u: (number(t if inclusive else t + step), highest[u]) for u, t in threshold.items()},
+                 threshold=threshold, implausible=implausible, decimals=decimals, system=str(row["system"]))
+
+
+TEMPERATURE = _vital("fever", (("Cel", "°C", 0.75), ("[degF]", "°F", 0.25)), lowest={"Cel": 35.9, "[degF]": 96.6},
+                     highest={"Cel": 40.4, "[degF]": 104.7},
+                     implausible=(("Cel", 385.0), ("Cel", 3.8), ("[degF]", 37.9), ("Cel", 46.5), ("Cel", 24.0)),
+                     decimals=1)
+HEART_RATE = _vital("tachycardia", (("/min", "beats/minute", 1.0),), lowest={"/min": 52}, highest={"/min": 168},
+                    implausible=(("/min", 0), ("/min", 12), ("/min", 310), ("/min", 1020)), decimals=0)
 
 GIVEN = {"female": ("Maria", "Anna", "Giulia", "Sofia", "Aisha", "Mei", "Laura", "Fatima", "Elena", "Grace"),
          "male": ("Samir", "Piotr", "Luca", "James", "Kenji", "Omar", "David", "Mateo", "Jonas", "Ravi")}
@@ -540,7 +518,7 @@ def _series(p: _Patient, vital: Vital, plan: str, dated: bool) -> None:
             value = _vital_value(p, vital, unit, state)
         human = next(h for u, h, _ in vital.units if u == unit)
         quantity = {"valueQuantity": {"value": value, "unit": human, "system": UCUM, "code": unit}}
-        _observation(p, _concept((LOINC, vital.loinc, vital.display), text=vital.display), quantity,
+        _observation(p, _concept((vital.system, vital.loinc, vital.display), text=vital.display), quantity,
                      category="vital-signs", when=when, dated=dated)
 
 
@@ -652,7 +630,7 @@ def _noise_entered_in_error(p: _Patient) -> None:
     elif kind == "temperature":
         quantity = {"valueQuantity": {"value": round(p.rng.uniform(38.5, 40.0), 1), "unit": "°C", "system": UCUM,
                                       "code": "Cel"}}
-        _observation(p, _concept((LOINC, TEMPERATURE.loinc, TEMPERATURE.display)), quantity, category="vital-signs",
+        _observation(p, _concept((TEMPERATURE.system, TEMPERATURE.loinc, TEMPERATURE.display)), quantity, category="vital-signs",
                      status="entered-in-error", when=p.visit - timedelta(minutes=p.rng.randint(0, 5)))
     elif kind == "mass":
         _condition(p, CODES["palpable-lumbar-mass"][0], verification="entered-in-error", site=LUMBAR_SITES[0])

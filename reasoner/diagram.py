@@ -19,7 +19,6 @@ from reasoner.guideline import Guideline
 from reasoner.queries import load_folder
 
 FORMATS = ("svg", "mermaid", "dot")
-STRENGTH_ORDER = {"strong": 0, "weak": 1, None: 2}
 WRAP = 44
 
 
@@ -75,9 +74,7 @@ def _ids(statements: set[str]) -> str:
 def build_pathway(guideline: Guideline) -> Pathway:
     """Read the pathway from the guideline graph."""
     info = guideline.info
-    stages = [Stage("entry", "Entry criterion"), Stage("red-flags", "Red flags"),
-              Stage("imaging", "Imaging algorithm"), Stage("urgent", "Urgent branches"),
-              Stage("follow-up", "Follow-up by result")]
+    stages = [Stage(row["stage"], row["title"]) for row in _rows(guideline, "stages")]
     boxes: list[Box] = []
     arrows: list[Arrow] = []
 
@@ -112,7 +109,7 @@ def build_pathway(guideline: Guideline) -> Pathway:
 
     # Imaging: one box per recommended action, first line (strongest, most urgent) then fallbacks.
     imaging_for = _by_action([r for r in recs.values() if r["stage"] == "imaging" and r["direction"] == "for"])
-    ordered = sorted(imaging_for.items(), key=lambda kv: (kv[1]["preference"], STRENGTH_ORDER[kv[1]["strength"]],
+    ordered = sorted(imaging_for.items(), key=lambda kv: (kv[1]["preference"], -kv[1]["strength_rank"],
                                                           -kv[1]["rank"], kv[0]))
     first_id: str | None = None
     previous: str | None = None  # the action of the box before
@@ -170,7 +167,7 @@ def build_pathway(guideline: Guideline) -> Pathway:
         if first_id:
             arrows.append(Arrow(first_id, box_id))
     if lead_in:
-        stages[-1] = Stage("follow-up", f"Follow-up by result: {lead_in}")
+        stages = [Stage(s.id, f"{s.title}: {lead_in}") if s.id == "follow-up" else s for s in stages]
     return Pathway(info["title"], info["version"], [s for s in stages if any(b.stage == s.id for b in boxes)],
                    boxes, arrows)
 
@@ -178,12 +175,13 @@ def build_pathway(guideline: Guideline) -> Pathway:
 def _by_action(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for r in recs:
-        g = groups.setdefault(r["action"], {"label": r["actionLabel"], "strength": None, "urgency": None, "rank": 0,
+        g = groups.setdefault(r["action"], {"label": r["actionLabel"], "strength": None, "strength_rank": 0,
+                                            "urgency": None, "rank": 0,
                                             "preference": float("inf"), "conditions": set(), "statements": set()})
         if r["preference"]:
             g["preference"] = min(g["preference"], int(r["preference"]))
-        if STRENGTH_ORDER[r["strength"]] < STRENGTH_ORDER[g["strength"]]:
-            g["strength"] = r["strength"]
+        if r["strengthRank"] and int(r["strengthRank"]) > g["strength_rank"]:  # the strongest (gkg:rank)
+            g["strength"], g["strength_rank"] = r["strength"], int(r["strengthRank"])
         if r["rank"] and int(r["rank"]) > g["rank"]:
             g["rank"], g["urgency"] = int(r["rank"]), r["urgency"]
         if r["condition"]:

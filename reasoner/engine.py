@@ -8,37 +8,15 @@ definition of correct that any faster engine is compared against.
 
 from __future__ import annotations
 
-import datetime as _dt
-from dataclasses import dataclass
-from typing import Protocol
-
-from rdflib import RDF, Graph, Literal, URIRef
+from rdflib import RDF, Graph
 
 from reasoner.fhir import PatientGraph
 from reasoner.guideline import Guideline, Rule
 from reasoner.namespaces import GKG
-from reasoner.validate import ShapeResult, unique, validate
+from reasoner.reasoned import Engine, Reasoned
+from reasoner.validate import unique, validate
 
 ANNOTATED = {GKG.PatientFinding, GKG.AppliedRecommendation, GKG.PatientRedFlag, GKG.PatientDifferential}
-
-
-@dataclass
-class Reasoned:
-    """What reasoning leaves for the report: the closed graph and the shape results."""
-
-    patient: PatientGraph
-    graph: Graph | None
-    results: list[ShapeResult]
-
-    @property
-    def conforms(self) -> bool:
-        return not any(r.severity == "Violation" for r in self.results)
-
-
-class Engine(Protocol):
-    name: str
-
-    def reason(self, patient: PatientGraph) -> Reasoned: ...
 
 
 def closure(graph: Graph) -> None:
@@ -99,16 +77,4 @@ class ReferenceEngine:
         return Reasoned(patient, graph, unique(results))
 
 
-def now_utc() -> Literal:
-    return Literal(_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0))
-
-
-def recommend(guideline: Guideline, patient: PatientGraph, engine: Engine | None = None):
-    """Reason over one patient and return its Report."""
-    from reasoner.report import build_report
-
-    engine = engine or ReferenceEngine(guideline)
-    return build_report(guideline, engine.reason(patient))
-
-
-__all__ = ["ReferenceEngine", "Reasoned", "recommend", "run_rules", "closure", "URIRef"]
+__all__ = ["ReferenceEngine", "Reasoned", "Engine", "run_rules", "closure", "apply_rule", "ANNOTATED"]

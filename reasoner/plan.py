@@ -1097,7 +1097,7 @@ class _Source:
 
 
 # The generated code by its source text. A code object depends on nothing but that text and the
-# interpreter, so the engine keeps this table on disk (reasoner.fast.load_generated_code): a new
+# interpreter, so the engine keeps this table on disk (reasoner.fast.generated): a new
 # process then compiles only the call shapes no earlier process met.
 COMPILED: dict[str, Any] = {}
 

@@ -11,12 +11,12 @@ from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import PROV, RDF, XSD
 
 from reasoner.clock import format_instant
-from reasoner.engine import Reasoned
 from reasoner.guideline import Guideline
 from reasoner.namespaces import GKG
+from reasoner.reasoned import Reasoned
 
-URGENCY_ORDER = {"emergent": 0, "immediate": 1, "routine": 2, None: 3}
 REPORT_VERSION = "1"
+
 
 
 def _citation_key(c: str) -> tuple[int, str]:
@@ -184,22 +184,23 @@ def _recommendations(guideline: Guideline, reasoned: Reasoned) -> list[dict[str,
         key = (row["action"], row["direction"])
         entry = merged.setdefault(key, {
             "action": row["action"], "label": row["actionLabel"], "direction": row["direction"],
-            "strengths": set(), "urgencies": set(), "conditions": set(), "texts": {}, "statements": set(),
+            "strengths": {}, "urgencies": {}, "conditions": set(), "texts": {}, "statements": set(),
             "citations": set(), "because": set(), "from": set()})
         entry["from"].add(row["id"])
         entry["texts"][row["id"]] = row["text"]
         if row["strength"]:
-            entry["strengths"].add(row["strength"])
+            entry["strengths"][row["strength"]] = int(row["strengthRank"])
         if row["urgency"]:
-            entry["urgencies"].add(row["urgency"])
+            entry["urgencies"][row["urgency"]] = int(row["rank"])
         if row["condition"]:
             entry["conditions"].add((row["id"], row["condition"]))
         for field_name, column in (("statements", "statement"), ("citations", "citation"), ("because", "because")):
             if row[column]:
                 entry[field_name].add(row[column])
-    items = []
+    items: list[tuple[int, dict[str, Any]]] = []
     for entry in merged.values():
-        urgency = min(entry["urgencies"], key=lambda u: URGENCY_ORDER[u]) if entry["urgencies"] else None
+        # the strongest strength and the most urgent urgency of the merged recommendations (gkg:rank)
+        urgency = max(entry["urgencies"], key=entry["urgencies"].__getitem__) if entry["urgencies"] else None
         item: dict[str, Any] = {
             "iri": f"{patient}/recommendation/{entry['action']}/{entry['direction']}",
             "action": {"key": entry["action"], "label": entry["label"]},
@@ -209,7 +210,7 @@ def _recommendations(guideline: Guideline, reasoned: Reasoned) -> list[dict[str,
         if codes:
             item["action"]["codes"] = _codes(codes)
         if entry["strengths"]:
-            item["strength"] = "strong" if "strong" in entry["strengths"] else "weak"
+            item["strength"] = max(entry["strengths"], key=entry["strengths"].__getitem__)
         if urgency:
             item["urgency"] = urgency
         if entry["conditions"]:
@@ -219,9 +220,10 @@ def _recommendations(guideline: Guideline, reasoned: Reasoned) -> list[dict[str,
         item["because"] = sorted(entry["because"])
         item["text"] = " ".join(sorted(set(entry["texts"][i] + "." for i in sorted(entry["from"]))))
         item["guideline_recommendations"] = sorted(entry["from"])
-        items.append(item)
-    items.sort(key=lambda i: (0 if i["direction"] == "for" else 1, URGENCY_ORDER[i.get("urgency")], i["action"]["key"]))
-    return items
+        items.append((entry["urgencies"].get(urgency, 0), item))
+    # for before against, the most urgent first (no urgency last), then by action
+    return [item for _, item in sorted(items, key=lambda ri: (0 if ri[1]["direction"] == "for" else 1, -ri[0],
+                                                             ri[1]["action"]["key"]))]
 
 
 # The match kinds the report schema's `codes[].match` enum names. codes.tsv's newer `narrow` grade is not among

@@ -307,7 +307,8 @@ def test_files_are_read_as_read_text_read_them(tmp_path: Path, data: bytes) -> N
 
 _ONE_PATIENT = """
 import json, sys
-from reasoner.fast import FastEngine, _generated_known
+from reasoner.fast import FastEngine
+from reasoner.fast.generated import known as _generated_known
 from reasoner.guideline import Guideline
 from reasoner.patient import read_patient
 from reasoner.plan import COMPILED

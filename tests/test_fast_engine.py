@@ -1,16 +1,20 @@
 """The fast engine against the reference engine, the definition of correct: byte-identical JSON reports.
 
-Inputs: the example bundles and one generated patient from each of a set of cohort branches
-chosen to reach every stage (vital sign thresholds, documented absence, contradictions,
-a Violation, MRI contraindicated, follow-up on CT, an unmatched conclusion, a mass without
-a lumbar site). The 1,000-patient agreement runs in the benchmark (benchmarks/bench.py).
-The reference costs seconds per patient, so both engines run once per input, on two processes.
+Inputs: every example and the first patient of every cohort branch (benchmarks.reference.reference_inputs),
+chosen to reach every stage (vital sign thresholds, documented absence, contradictions, a Violation, MRI
+contraindicated, follow-up on CT, an unmatched conclusion, a mass without a lumbar site ...). The reference
+costs seconds a patient, so its outcomes (report and derived triples) are stored in tests/reference-reports/
+under a key of everything they depend on (the reference's code, the encoding, library versions; the patient's
+text names the file): the fast engine runs here, the reference's answers are read. When the key changes, these
+tests fail and say what changed; ``python3 tools/reference_reports.py`` stores the new answers (~3 minutes with
+2 jobs). One stored report is checked against the reference run here. The 1,000-patient agreement runs in the
+benchmark (benchmarks/bench.py).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,110 +22,115 @@ from typing import Any
 import pytest
 from rdflib import Literal
 
-from benchmarks.cohort import branch_of, generate
+from benchmarks import reference
+from benchmarks.cohort import BY_NAME, branch_of, generate
 from reasoner.engine import ReferenceEngine
 from reasoner.fast import FastEngine, TBox, closed_guideline
 from reasoner.guideline import Guideline
 from reasoner.patient import parse_patient
 from reasoner.report import build_report
-from conftest import CASES, EXAMPLES, TEST_NOW
-from reasoner.clock import parse_instant
+from conftest import ROOT
 
-BRANCHES = ("fever-vitals", "vitals-at-threshold", "documented-absences", "contradiction", "vital-out-of-range",
-            "mri-contraindicated-deficit", "imaging-ct-contraindicated-negative", "imaging-unknown-conclusion",
-            "mass-no-site",
-            # and one of each family the compiled plans evaluate differently (OPTIONAL, NOT EXISTS, UNION joins)
-            "fever-vitals-undated", "tachycardia-vitals-earlier-only", "multiple-red-flags", "history-of-cancer",
-            "cauda-equina-features", "progressive-deficit", "imaging-metastasis", "imaging-paraspinal-abscess",
-            "imaging-xr-negative-then-mri-metastasis", "imaging-preliminary")
-
-
-def cohort_inputs() -> dict[str, str]:
-    """One generated Bundle per branch of BRANCHES (the first of seed 7 drawn from it)."""
-    found: dict[str, str] = {}
-    for bundle in generate(3000, seed=7):
-        branch = branch_of(bundle)
-        if branch in BRANCHES and branch not in found:
-            found[branch] = json.dumps(bundle)
-        if len(found) == len(BRANCHES):
-            break
-    return found
-
-
-# One case of each input decision (tests/cases/make_input_cases.py): units, exact thresholds, comparators,
-# time order, value qualifiers, references, status filters, a Violation from the exact range check.
-INPUT_CASES = ("red-flag-fever/out-temperature-37-996-cel", "red-flag-fever/in-temperature-311-15-kelvin",
-               "red-flag-fever/in-comparator-undecided-next-most-recent-counts",
-               "red-flag-fever/in-partial-date-is-its-first-instant", "red-flag-fever/in-future-reading-treated-as-undated",
-               "red-flag-fever/out-mixed-dated-afebrile-undated-febrile", "red-flag-fever/out-observation-value-absent",
-               "red-flag-fever/in-subject-urn-uuid", "red-flag-fever/out-temperature-45-004-cel-violation",
-               "red-flag-tachycardia/in-heart-rate-per-second", "red-flag-tachycardia/in-comparator-above-100",
-               "red-flag-tachycardia/out-unit-bpm-left-out",
-               "ct-when-mri-contraindicated-or-unavailable/out-flag-period-ended",
-               "reassess-if-imaging-negative/out-negative-mri-status-unknown",
-               "reassess-if-imaging-negative/in-negative-mri-dated-in-the-future")
-
-
-def inputs() -> dict[str, str]:
-    named = {f"example/{p.stem}": p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.json"))}
-    named.update({f"cohort/{k}": v for k, v in cohort_inputs().items()})
-    named.update({f"cases/{c}": (CASES / c / "bundle.json").read_text(encoding="utf-8") for c in INPUT_CASES})
-    return named
-
-
-_STATE: dict[str, Any] = {}
-
-
-def _init() -> None:
-    guideline = Guideline.load()
-    _STATE.update(guideline=guideline, fast=FastEngine(guideline), reference=ReferenceEngine(guideline))
-
-
-def _both(item: tuple[str, str]) -> tuple[str, str, str, Any, Any]:
-    name, text = item
-    guideline = _STATE["guideline"]
-    patient = parse_patient(guideline, text, "json", name, parse_instant(TEST_NOW))
-    fast = _STATE["fast"].reason(patient)
-    reference = _STATE["reference"].reason(patient)
-    fast_triples = frozenset(fast.graph) if fast.graph is not None else None
-    reference_triples = frozenset(reference.graph) if reference.graph is not None else None
-    return (name, build_report(guideline, fast).to_json(), build_report(guideline, reference).to_json(),
-            fast_triples, reference_triples)
+INPUTS = reference.reference_inputs()
 
 
 @lru_cache(maxsize=1)
-def outcomes() -> dict[str, tuple[str, str, Any, Any]]:
-    with multiprocessing.get_context("fork").Pool(2, initializer=_init) as pool:
-        return {name: rest for name, *rest in pool.map(_both, sorted(inputs().items()), chunksize=1)}
+def stored_folder() -> Path:
+    """The folder of the stored outcomes for the current key; the test fails, saying what changed, when there is none."""
+    reason = reference.stale_reason()
+    if reason is not None:
+        pytest.fail(f"{reason}. Run `{reference.REGENERATE}` (about 3 minutes with 2 jobs) and commit "
+                    f"tests/reference-reports/", pytrace=False)
+    return reference.STORED / reference.reference_key()
 
 
-def test_every_chosen_branch_is_in_the_generated_cohort() -> None:
-    assert sorted(cohort_inputs()) == sorted(BRANCHES)
+def stored(name: str) -> reference.Outcome:
+    found = reference.read(stored_folder(), INPUTS[name])
+    if found is None:
+        pytest.fail(f"{name}: no stored reference outcome under the current key. Run `{reference.REGENERATE}`",
+                    pytrace=False)
+    return found
 
 
-@pytest.mark.parametrize("name", sorted(inputs()))
+@lru_cache(maxsize=1)
+def fast_outcomes() -> dict[str, tuple[str, Any]]:
+    """Each input's fast JSON report and its triples about resources (None: refused by a Violation)."""
+    guideline = Guideline.load()
+    engine = FastEngine(guideline)
+    out = {}
+    for name, text in INPUTS.items():
+        reasoned = engine.reason(parse_patient(guideline, text, "json", name, reference.reasoning_time()))
+        triples = reference.about_resources(reasoned.graph) if reasoned.graph is not None else None
+        out[name] = (build_report(guideline, reasoned).to_json(), triples)
+    return out
+
+
+@lru_cache(maxsize=1)
+def closed_by_reference() -> frozenset:
+    return frozenset(reference.closed_guideline_by_reference(Guideline.load()))
+
+
+def test_every_example_and_every_cohort_branch_is_compared() -> None:
+    assert {n.removeprefix("cohort/") for n in INPUTS if n.startswith("cohort/")} == set(BY_NAME)
+    assert {n.removeprefix("example/") for n in INPUTS if n.startswith("example/")} == {
+        p.stem for p in (ROOT / "examples").glob("*.json")}
+    assert all(branch_of(json.loads(INPUTS[f"cohort/{b}"])) == b for b in BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
 def test_fast_engine_report_is_byte_identical_to_the_reference(name: str) -> None:
-    fast, reference, _, _ = outcomes()[name]
-    assert fast == reference
+    assert fast_outcomes()[name][0] == stored(name).report
 
 
-def about_resources(triples: frozenset | None) -> set | None:
-    """The triples whose subject is an IRI or a blank node.
-
-    owlrl also types literals as subjects (``"R59.9" a rdfs:Datatype``), more of them with each
-    further closure of the same graph; no query reads them and pyoxigraph cannot hold them.
-    """
-    return None if triples is None else {t for t in triples if not isinstance(t[0], Literal)}
-
-
-@pytest.mark.parametrize("name", sorted(inputs()))
+@pytest.mark.parametrize("name", sorted(INPUTS))
 def test_fast_engine_derives_the_triples_the_reference_derives(name: str) -> None:
-    _, _, fast_triples, reference_triples = outcomes()[name]
-    fast, reference = about_resources(fast_triples), about_resources(reference_triples)
-    assert (fast is None) == (reference is None)
-    if fast is not None and reference is not None:
-        assert fast - reference == set()
-        assert reference - fast == set()
+    fast = fast_outcomes()[name][1]
+    derived = stored(name).derived
+    assert (fast is None) == (derived is None)
+    if fast is not None and derived is not None:
+        expected = closed_by_reference() | reference.parse_turtle(derived)
+        assert fast - expected == set()
+        assert expected - fast == set()
+
+
+def test_a_stored_reference_report_is_the_one_the_reference_computes_now() -> None:
+    """The key is honest for one input at least: the reference, run here, writes the stored bytes."""
+    name = "example/palpable-mass-fever"
+    guideline = Guideline.load()
+    reasoned = ReferenceEngine(guideline).reason(parse_patient(guideline, INPUTS[name], "json", name, reference.reasoning_time()))
+    assert build_report(guideline, reasoned).to_json() == stored(name).report
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "checkout"
+    for folder in ("reasoner", "ontology", "shapes", "queries"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_the_reference_key_changes_with_the_reference_code_and_the_encoding_only(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    key = reference.reference_key(root)
+    modules = {p.relative_to(root).as_posix() for p in reference.reference_modules(root)}
+    assert {"reasoner/engine.py", "reasoner/report.py", "reasoner/patient.py", "reasoner/fhir.py",
+            "reasoner/validate.py", "reasoner/__init__.py"} <= modules
+    assert not any(m.startswith("reasoner/fast/") or m == "reasoner/plan.py" for m in modules)
+    for fast_only in ("reasoner/fast/engine.py", "reasoner/plan.py"):  # the fast engine's code: same key
+        with (root / fast_only).open("a", encoding="utf-8") as f:
+            f.write("\n# changed\n")
+        assert reference.reference_key(root) == key, fast_only
+    for other in ("queries/diagram/stages.rq", "queries/html/not-documented.rq"):  # queries the reference never reads
+        with (root / other).open("a", encoding="utf-8") as f:
+            f.write("\n# changed\n")
+        assert reference.reference_key(root) == key, other
+    for part in ("reasoner/report.py", "ontology/concepts.ttl", "shapes/patient.ttl", "queries/report/findings.rq",
+                 "queries/rules/red-flags.rq", "queries/engine/measurements.rq"):
+        path = root / part
+        before = path.read_bytes()
+        path.write_bytes(before + b"\n# changed\n")
+        assert reference.reference_key(root) != key, part
+        path.write_bytes(before)
+    assert reference.reference_key(root) == key
 
 
 def test_the_closed_guideline_is_cached_by_fingerprint_and_rebuilt_when_missing(tmp_path: Path,
@@ -191,11 +200,11 @@ def test_skipping_unchanged_rules_gives_the_closure_of_evaluating_every_rule_eve
 def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
     from rdflib.plugins.sparql import prepareQuery
 
-    from reasoner.fast import ANY_TYPE, GUARDED, _reads
+    from reasoner.fast.dependencies import ANY_TYPE, GUARDED, read_keys
 
     def reads(where: str) -> frozenset:
         query = prepareQuery("PREFIX ex: <http://example.org/> CONSTRUCT { ?s ex:out ?c } WHERE { " + where + " }")
-        keys = _reads(query.algebra)
+        keys = read_keys(query.algebra)
         assert keys is not None
         return keys
 
@@ -222,7 +231,7 @@ def test_a_pattern_read_beside_other_edges_is_guarded_by_them() -> None:
     assert ex + "concept" in {str(k) for k in reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c }")}
     assert guards(reads("?p ex:has ?s FILTER NOT EXISTS { ?s ex:concept ?c . ?c ex:key ?k }"), ex + "concept") == [
         (None, {frozenset({(ex + "key", "s")})})]
-    assert _reads(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
+    assert read_keys(prepareQuery("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }").algebra) is None
 
 
 def test_the_closure_of_patient_triples_is_owlrls_with_and_without_the_flattened_property_rules() -> None:
@@ -230,7 +239,7 @@ def test_the_closure_of_patient_triples_is_owlrls_with_and_without_the_flattened
     from rdflib import OWL, RDF, RDFS, XSD, Graph, Namespace
 
     from reasoner.engine import closure
-    from reasoner.fast import DATATYPE, SAME_AS, TYPE, DeltaClosure
+    from reasoner.fast.closure import DATATYPE, SAME_AS, TYPE, DeltaClosure
 
     ex = Namespace("http://example.org/")
     tbox = Graph()

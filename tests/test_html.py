@@ -160,3 +160,36 @@ def test_the_page_shows_the_differential_and_the_follow_up(page, sections):
     assert "follow-up depends on the imaging result" in text(sections, "follow-up")
     facts = text(sections, "facts")
     assert "Condition/mass" in facts and "Observation/hr-1" in facts
+
+
+def test_the_page_escapes_every_value_from_the_record_and_the_encoding() -> None:
+    """Jinja2's autoescape: markup in a patient's identifier or a label is shown as text, never parsed."""
+    g = guideline()
+    report = build_report(g, engine().reason(read_patient(g, EXAMPLES / "palpable-mass-fever.json")))
+    hostile = '<img src=x onerror="alert(1)">'
+    report.data["patient"]["identifier"] = hostile
+    report.data["red_flags"][0]["label"] = hostile
+    html = render_html(g, report)
+    assert "<img" not in html and "onerror=\"" not in html
+    assert html.count("&lt;img src=x onerror=&#34;alert(1)&#34;&gt;") == 3  # the title, the header, the red flag
+
+
+def test_the_undocumented_examination_items_are_introduced_in_the_encodings_words_and_statements(
+        page, sections) -> None:
+    from reasoner.html import not_documented_text
+
+    g = guideline()
+    assert page["report"]["not_documented"]  # the example leaves some items undocumented
+    text = not_documented_text(g)
+    # the wording and the statement range are the graph's (gkg:Examination), not the code's
+    assert text == "Focused examination items documented neither present nor absent (S02-S08)"
+    assert f'id="not-documented">{text}: {", ".join(page["report"]["not_documented"])}<' in page["html"]
+
+
+def test_a_report_with_every_item_documented_has_no_undocumented_line() -> None:
+    from reasoner.html import render_html as render_page
+
+    g = guideline()
+    report = build_report(g, engine().reason(read_patient(g, EXAMPLES / "palpable-mass-fever.json")))
+    report.data["not_documented"] = []
+    assert 'id="not-documented"' not in render_page(g, report)

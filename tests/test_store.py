@@ -238,9 +238,11 @@ def test_push_to_virtuoso_with_digest_auth_and_the_population_queries_agree(virt
         assert store_rows(virtuoso, query(name)) == local_rows(query(name)), name
 
 
-def test_virtuoso_refuses_a_push_without_credentials() -> None:
+def test_virtuoso_refuses_a_push_without_credentials(virtuoso: Store, capsys) -> None:
+    # the fixture has Virtuoso answering: the exit 2 must be its refusal (401), not a refused connection
     assert main(["push", "--endpoint", VIRTUOSO_ENDPOINT, "--graph-store",
                  VIRTUOSO_ENDPOINT.replace("/sparql", "/sparql-graph-crud-auth")]) == 2
+    assert "answered 401" in capsys.readouterr().err
 
 
 def test_recommend_reads_a_patient_from_virtuoso_and_writes_the_report_back(virtuoso: Store, tmp_path: Path) -> None:

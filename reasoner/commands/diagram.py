@@ -36,7 +36,7 @@ def run_diagram(args: argparse.Namespace) -> int:
 
 def run_docs(args: argparse.Namespace) -> int:
     from reasoner import resources
-    from reasoner.html import render_vocabulary
+    from reasoner.docs import render_vocabulary
 
     source = args.ontology or resources.ontology_dir() / "vocabulary.ttl"
     out = args.out / "index.html"
