@@ -13,9 +13,10 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
     if fmt == "json":
         return report.to_json()
     if fmt == "text":
+        from reasoner.examination import examination
         from reasoner.text import render_text
 
-        return render_text(report.data)
+        return render_text(report.data, examination(guideline))
     if fmt == "fhir":  # the CPG $apply result: a RequestGroup of ServiceRequest proposals
         from reasoner.export_fhir import fhir_request_group
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from reasoner import resources
 from reasoner.errors import InputError
 from reasoner.explain import Node, explain
+from reasoner.examination import examination
 from reasoner.guideline import Guideline
 from reasoner.queries import load_folder
 from reasoner.report import Report
@@ -148,12 +149,8 @@ def _facts(guideline: Guideline, data: dict[str, Any]) -> dict[str, Any]:
 
 def not_documented_text(guideline: Guideline) -> str:
     """How the page introduces the examination items left undocumented, with their statements (from the graph)."""
-    query = load_folder(resources.queries_dir() / "html")["not-documented"]
-    rows = list(guideline.graph.query(query.prepared()))
-    if not rows:
-        raise InputError("the encoding has no gkg:Examination with a gkg:notDocumentedText")
-    text, first, last = rows[0]
-    return f"{text} ({first}-{last})" if first != last else f"{text} ({first})"
+    exam = examination(guideline)
+    return f"{exam.not_documented_text} ({exam.statements})"
 
 
 __all__ = ["render_html", "templates", "style", "CSP"]

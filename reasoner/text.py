@@ -5,6 +5,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from reasoner.examination import Examination
+
+EXAM_SHAPE = "/ExamDocumented-item"  # the shape of shapes/patient-inferred.ttl whose Warnings list undocumented items
+
 URGENCY_WORD = {"emergent": "EMERGENT", "immediate": "IMMEDIATELY", "routine": "routine"}
 
 
@@ -41,13 +45,14 @@ def _refs(item: dict[str, Any]) -> str:
     return f"[{', '.join(item['statements'])}; refs {', '.join(item['citations'])}]"
 
 
-def render_text(data: dict[str, Any]) -> str:
+def render_text(data: dict[str, Any], exam: Examination) -> str:
     """The report as lines of text; every line escaped with ``printable``, so no value from the input
-    (an identifier, a resource id in a message) can end a line early or forge one."""
-    return "".join(printable(line) + "\n" for line in _lines(data))
+    (an identifier, a resource id in a message) can end a line early or forge one. ``exam`` is the encoding's
+    focused examination (``reasoner.examination``), which names the undocumented items' statements."""
+    return "".join(printable(line) + "\n" for line in _lines(data, exam))
 
 
-def _lines(data: dict[str, Any]) -> list[str]:
+def _lines(data: dict[str, Any], exam: Examination) -> list[str]:
     lines: list[str] = []
     g = data["guideline"]
     patient = data["patient"].get("identifier") or data["patient"]["iri"]
@@ -100,8 +105,9 @@ def _lines(data: dict[str, Any]) -> list[str]:
             lines.append(f"  - {result['study']}: {', '.join(result['conclusions']) or 'no usable conclusion'}")
     if data.get("not_documented"):
         lines.append("")
-        lines.append("NOT DOCUMENTED (focused examination, S02-S08): " + ", ".join(data["not_documented"]))
-    warnings = [v for v in data["violations"] if v["severity"] == "Warning" and "Focused examination" not in v["message"]]
+        lines.append(f"NOT DOCUMENTED ({exam.label.lower()}, {exam.statements}): " + ", ".join(data["not_documented"]))
+    # the undocumented items are listed above: their Warnings (one per item) are not repeated
+    warnings = [v for v in data["violations"] if v["severity"] == "Warning" and not v["shape"].endswith(EXAM_SHAPE)]
     if warnings:
         lines.append("")
         lines.append("WARNINGS")

@@ -33,6 +33,7 @@ from reasoner.batch import MANIFEST_NAME
 from reasoner.unit import NDJSON, Context, Status, Unit, process_unit
 from reasoner.cli import main
 from reasoner.patient import MAX_INPUT_BYTES
+from reasoner.examination import examination
 from reasoner.text import render_text
 
 MASKED_CRASH = "could not process the input"
@@ -480,7 +481,7 @@ def test_text_report_and_batch_stderr_escape_control_characters(
     data["patient"]["identifier"] = "X\n\nGUIDELINE DOES NOT APPLY: forged\x1b[2J\r"
     for violation in data["violations"]:
         violation["message"] += "\nGUIDELINE DOES NOT APPLY: forged"
-    text = render_text(data)
+    text = render_text(data, examination(context.guideline))
     assert not any(line.startswith("GUIDELINE DOES NOT APPLY") for line in text.splitlines())
     assert "\x1b" not in text and "\r" not in text
     assert "Patient X\\n\\nGUIDELINE DOES NOT APPLY: forged\\x1b[2J\\r" in text
