@@ -227,6 +227,25 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
+READING_SIZES = (1000, 4000, 20000)
+
+
+def reading_seconds(guideline: Guideline, n: int) -> float:
+    """Seconds to read one Bundle of a patient with ``n`` Conditions (codes of the guideline's own code map)."""
+    from reasoner.fhir import BundleReader, load_json
+
+    pairs = sorted(pair for pair, (_, coding) in guideline.code_map.items() if coding.match != "needs-lumbar-site")
+    entries = [{"resource": {"resourceType": "Patient", "id": "p", "identifier": [{"value": "reading"}]}}]
+    for i in range(n):
+        system, code = pairs[i % len(pairs)]
+        entries.append({"resource": {"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": "Patient/p"},
+                                     "code": {"coding": [{"system": system, "code": code}]}}})
+    text = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    started = time.perf_counter()
+    BundleReader(guideline, BENCH_NOW).read(load_json(text))
+    return time.perf_counter() - started
+
+
 def _line(label: str, value: str, target: str = "") -> str:
     return f"  {label:<44} {value:>16}  {target}"
 
@@ -302,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_line("patients that disagree", ", ".join(map(str, disagree[:20]))))
     print(_line("one patient via the CLI, cold start", f"{cold:.2f} s", f"target <= {TARGETS['cold_s']} s"))
     print(_line("peak RSS: this process / largest worker", f"{own_rss:.0f} / {child_rss:.0f} MB"))
+    reading = {n: reading_seconds(guideline, n) for n in READING_SIZES}
+    print(_line("reading a bundle of " + " / ".join(f"{n:,}" for n in READING_SIZES) + " Conditions",
+                " / ".join(f"{reading[n]:.2f}" for n in READING_SIZES) + " s", "linear (issue 14)"))
     if args.json:
         args.json.write_text(json.dumps({
             "n": args.n, "jobs": args.jobs, "reference_n": reference_n, "stages_fast_ms": fast_ms,
@@ -309,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             "parent_cpu_ms": parent_cpu_ms, "workers_cpu_ms": workers_cpu_ms,
             "speedup": ref_per_patient / fast_per_patient, "agree": agree, "agreement_n": agreement_n,
             "reference_computed": computed, "cold_start_s": cold,
-            "peak_rss_mb": own_rss, "peak_rss_worker_mb": child_rss}, indent=2) + "\n", encoding="utf-8")
+            "peak_rss_mb": own_rss, "peak_rss_worker_mb": child_rss,
+            "reading_s": {str(n): reading[n] for n in READING_SIZES}}, indent=2) + "\n", encoding="utf-8")
     return 0 if agree == agreement_n else 1
 
 
