@@ -37,7 +37,7 @@ def test_a_threshold_in_words_is_a_shacl_violation_named_with_file_and_line(
 
 
 def test_json_results_carry_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder, line = encoding_with(tmp_path, "gkg:factor 0.5555555555555556", "gkg:factor -1.0")
+    folder, line = encoding_with(tmp_path, "gkg:offset -32.0 ; gkg:factor 5.0 ;", "gkg:offset -32.0 ; gkg:factor -1.0 ;")
     assert main(["check-guideline", str(folder), "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     (result,) = data["shapes"]
@@ -60,8 +60,8 @@ def test_a_threshold_needs_exactly_one_bound(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_an_addition_without_its_source_is_a_violation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder, line = encoding_with(tmp_path, "gkg:offset -32.0 ; gkg:factor 0.5555555555555556 ;\n    dcterms:source g:ucum .",
-                                 "gkg:offset -32.0 ; gkg:factor 0.5555555555555556 .")
+    folder, line = encoding_with(tmp_path, "gkg:factor 5.0 ; gkg:divisor 9.0 ;\n    dcterms:source g:ucum .",
+                                 "gkg:factor 5.0 ; gkg:divisor 9.0 .")
     assert main(["check-guideline", str(folder)]) == 1
     out = capsys.readouterr().out
     assert "g:conversion-degF-Cel" in out and "shape:Addition-source" in out

@@ -307,6 +307,7 @@ def test_files_are_read_as_read_text_read_them(tmp_path: Path, data: bytes) -> N
 
 _ONE_PATIENT = """
 import json, sys
+from reasoner.clock import parse_instant
 from reasoner.fast import FastEngine
 from reasoner.fast.generated import known as _generated_known
 from reasoner.guideline import Guideline
@@ -315,7 +316,8 @@ from reasoner.plan import COMPILED
 from reasoner.report import build_report
 guideline = Guideline.load()
 engine = FastEngine(guideline)
-report = build_report(guideline, engine.reason(read_patient(guideline, sys.argv[1]))).to_json()
+now = parse_instant("2026-01-15T12:00:00Z")  # one reasoning time, so the runs' reports compare byte for byte
+report = build_report(guideline, engine.reason(read_patient(guideline, sys.argv[1], now))).to_json()
 print(json.dumps({"report": report, "read": _generated_known[0], "compiled": len(COMPILED) - _generated_known[0]}))
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -77,7 +78,8 @@ with guard.isolated():
 
 def _record_opens(event: str, args: tuple[Any, ...]) -> None:
     if event == "open" and isinstance(args[0], (str, bytes, Path)):
-        _OPENED.append(str(Path(str(args[0] if not isinstance(args[0], bytes) else args[0].decode())).resolve()))
+        # os.fsdecode: a bytes path need not be UTF-8 (another test opens b"caf\xe9.json"); the hook never raises
+        _OPENED.append(str(Path(os.fsdecode(args[0])).resolve()))
 
 
 sys.addaudithook(_record_opens)
