@@ -162,7 +162,7 @@ def load_json(text: str, what: str = "input") -> Any:
     except (ValueError, ArithmeticError):
         raise InputError(f"{what}: a number in the JSON cannot be read") from None
     # a surrogate can only come from the text itself or from a \\ud800-\\udfff escape in it
-    if _SURROGATE_ESCAPE.search(text) is not None or not _encodes(text):
+    if _SURROGATE_ESCAPE.search(text) is not None or not encodes_as_utf8(text):
         _check_strings(value, what)
     if isinstance(value, (dict, list)):
         _check_nesting(value, 0, what)
@@ -204,7 +204,8 @@ def _plain(text: str, limit: int = 40) -> str:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _encodes(text: str) -> bool:
+def encodes_as_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate (it cannot be written as UTF-8)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

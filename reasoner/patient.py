@@ -17,7 +17,7 @@ import pyoxigraph as ox
 from rdflib import OWL, RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
 
 from reasoner.errors import InputError
-from reasoner.fhir import MAX_DEPTH, BundleReader, PatientGraph, load_json, read_bundle
+from reasoner.fhir import MAX_DEPTH, BundleReader, PatientGraph, encodes_as_utf8, load_json, read_bundle
 from reasoner.guideline import Guideline
 from reasoner.namespaces import BASE, GKG, PATIENT_PREFIX
 
@@ -225,7 +225,7 @@ def _refuse_malformed_terms(graph: Graph, name: str) -> None:
         for term in (s, p, o):
             if isinstance(term, URIRef) and _BAD_IRI.search(str(term)):
                 raise InputError(f"{name}: {str(term)[:60]!r} is not a valid IRI")
-            if not _is_text(str(term)):
+            if not encodes_as_utf8(str(term)):
                 raise InputError(f"{name}: a term holds an unpaired surrogate, not Unicode text")
         if isinstance(o, Literal):
             _check_literal(o, p, name)
@@ -244,14 +244,6 @@ def _check_literal(o: Literal, p: URIRef, name: str) -> None:
         raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid value of its datatype")
     if o.datatype in (XSD.dateTime, XSD.date) and (o.value is None or isinstance(o.value, str)):
         raise InputError(f"{name}: {str(o)[:20]!r}^^<{o.datatype}> is ill-typed: not a valid date")
-
-
-def _is_text(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _finite(value: float | Decimal) -> bool:
