@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reasoner.guideline import Guideline
-from reasoner.report import Report, report_graph
+from reasoner.report import Report, report_graph, report_triples
 
 FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
 
@@ -27,11 +27,12 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         return render_html(guideline, report)
     if fmt not in FORMATS:
         raise ValueError(f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    graph = report_graph(guideline, report, engine)
     if fmt == "nquads":  # one named graph, <patient>/report, as the store and the endpoint name it
-        from reasoner.population import nquads, report_graph_name
+        from reasoner.nquads import nquads
+        from reasoner.population import report_graph_name
 
-        return nquads(graph, report_graph_name(report.data["patient"]["iri"]))
+        return nquads(report_triples(guideline, report, engine), report_graph_name(report.data["patient"]["iri"]))
+    graph = report_graph(guideline, report, engine)
     return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
 
 

@@ -31,7 +31,7 @@ from rdflib import BNode, Literal, URIRef, Variable
 from rdflib.paths import Path, SequencePath
 from pyparsing import ParseResults
 from rdflib.plugins.sparql.evalutils import _val
-from rdflib.plugins.sparql.operators import EBV, XSD_DTs, string
+from rdflib.plugins.sparql.operators import EBV, XSD_DTs, _compatibleStrings, string
 from rdflib.plugins.sparql.parserutils import CompValue, Expr, value
 from rdflib.plugins.sparql.sparql import FrozenBindings, NotBoundError, QueryContext, SPARQLError
 from rdflib.term import _NUMERIC_LITERAL_TYPES, Node
@@ -406,6 +406,15 @@ class Compiler:
         if name == "Builtin_STR":
             inner = self.expr(arg)
             return lambda st, b: Literal(str(inner(st, b)))
+        if name == "Builtin_STRSTARTS":
+            first, second = self.expr(OrderedDictGet(e, "arg1")), self.expr(OrderedDictGet(e, "arg2"))
+
+            def strstarts(st: State, b: Bindings) -> Any:
+                # rdflib's Builtin_STRSTARTS: both strings compatible (else an error), then str.startswith
+                x, y = first(st, b), second(st, b)
+                _compatibleStrings(x, y)
+                return TRUE if x.startswith(y) else FALSE
+            return strstarts
         if name == "Builtin_IRI" and getattr(arg, "name", None) == "Builtin_CONCAT" \
                 and isinstance(OrderedDictGet(arg, "arg"), list):
             return self._iri_of_concat(e, arg)
@@ -434,6 +443,9 @@ class Compiler:
             def relational(st: State, b: Bindings) -> Any:
                 # rdflib's RelationalExpression for one comparison, step by step
                 x, y = left(st, b), right(st, b)
+                if equality and type(x) is URIRef and type(y) is URIRef:
+                    # two IRIs: eq and neq are rdflib's Identifier.__eq__, the equality of their texts
+                    return TRUE if str.__eq__(x, y) is equal else FALSE
                 if not equality:
                     if not isinstance(x, Literal) or not isinstance(y, Literal):
                         raise SPARQLError("Compare other than =, != of non-literals is an error")
@@ -456,6 +468,7 @@ class Compiler:
                     raise SPARQLError(*te.args) from None
                 return TRUE if r else FALSE
             numeric = NUMERIC_COMPARISONS[op]
+            equal = op == "="
             return relational
         if name == "UnaryNot":
             inner = self.expr(OrderedDictGet(e, "expr"))
@@ -474,6 +487,15 @@ class Compiler:
             eager = max((i + 1 for i, (is_var, _) in enumerate(children) if is_var), default=0)
             prefix = children[:eager]
             rest = [f for _, f in children[eager:]]
+
+            if not prefix and conjunction:
+                def conjoined(st: State, b: Bindings) -> Any:
+                    # logical below, for a conjunction of no bare variable: each operand as the fold reaches it
+                    for f in rest:
+                        if not _ebv_value(_captured(f, st, b)):
+                            return FALSE
+                    return TRUE
+                return conjoined
 
             def values(st: State, b: Bindings) -> Iterator[Any]:
                 yield from [f(st, b) if is_var else _captured(f, st, b) for is_var, f in prefix]

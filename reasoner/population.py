@@ -40,9 +40,9 @@ from typing import Any
 import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
-from rdflib.plugins.serializers.nt import _nt_row
 
 from reasoner.errors import InputError
+from reasoner.nquads import nquads  # the writer of report graphs, kept importable from here
 from reasoner.namespaces import BASE, GKG
 
 GUIDELINE_GRAPH = URIRef(BASE + "graph/guideline")
@@ -85,10 +85,6 @@ def is_tautology(triple: tuple[Any, Any, Any]) -> bool:
 # --- writing a report graph as N-Quads ---------------------------------------------------------
 
 
-def nquads(graph: Iterable[tuple[Any, Any, Any]], name: str) -> str:
-    """A report graph as N-Quads in the graph ``name``, one statement a line, sorted (the same graph, the same text)."""
-    suffix = f" <{name}> .\n"
-    return "".join(sorted(_nt_row(t)[:-3] + suffix for t in graph))
 
 
 # --- reading report files ----------------------------------------------------------------------

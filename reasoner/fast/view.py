@@ -130,6 +130,13 @@ class PatientView(Graph):
             return triple in self._triples or triple in self._engine.base
         return super().__contains__(triple)
 
+    def construct_triples(self, query_object: Any, bindings: dict[str, Any]) -> set[Triple] | None:
+        """A guideline CONSTRUCT's triples from its compiled plan (a fresh set), or None when it has no plan."""
+        known = self._engine.select_plans.get(id(query_object))
+        if known is None or known[0].kind != "ConstructQuery" or not set(bindings) <= known[1]:
+            return None
+        return known[0].construct(self._data, {Variable(k): v for k, v in bindings.items()})
+
     def query(self, query_object, processor="sparql", result="sparql", initNs=None, initBindings=None,
               use_store_provided=True, **kwargs):  # type: ignore[override]
         known = self._engine.select_plans.get(id(query_object))
