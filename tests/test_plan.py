@@ -77,6 +77,21 @@ CORNERS = {
     "and decided before an error": """SELECT ?v WHERE { ?v ex:value ?x FILTER (!(?x < 0 && ?x > "a")) }""",
     "or decided before an error": """SELECT ?v WHERE { ?v ex:value ?x FILTER (?x > 0 || ?x > "a") }""",
     "initial binding": "SELECT ?v ?x WHERE { ?p ex:vital ?v . ?v ex:value ?x }",
+    # = and != of two IRIs are decided on their texts; against a literal or a blank node, as rdflib does
+    "iri equality against every kind of term": """SELECT ?s ?p ?o ?e ?n WHERE { ?s ?p ?o
+        BIND (?o = ex:temp AS ?e) BIND (?o != ex:temp AS ?n) }""",
+    "iri inequality of two variables": "SELECT ?a ?b WHERE { ?a ex:kind ?k . ?b ex:kind ?l FILTER (?k != ?l) }",
+    "iri equality with a blank node": """SELECT ?s ?e WHERE { ?s ex:name ?n BIND (BNODE() AS ?b)
+        BIND (?s = ?b AS ?e) }""",
+    "and of comparisons only": "SELECT ?s ?o WHERE { ?s ?p ?o FILTER (?p != ex:kind && ?p != ex:value) }",
+    "and of comparisons, one an error": """SELECT ?s ?o WHERE { ?s ?p ?o FILTER (?p != ex:kind && ?o > 37) }""",
+    "strstarts of iris and literals": """SELECT ?s ?o WHERE { ?s ?p ?o
+        FILTER (STRSTARTS(STR(?o), "http://example.org/v")) }""",
+    "strstarts errors and languages": """SELECT ?s ?o ?a ?b ?c ?d WHERE { ?s ?p ?o
+        BIND (STRSTARTS(?o, "A") AS ?a) BIND (STRSTARTS(?o, "B"@en) AS ?b) BIND (STRSTARTS(?o, "B"@fr) AS ?c)
+        BIND (STRSTARTS(?o, "") AS ?d) }""",
+    "strstarts of an unbound variable": """SELECT ?v ?t WHERE { ?v ex:kind ?k OPTIONAL { ?v ex:at ?t }
+        FILTER (!STRSTARTS(?t, "2024")) }""",
 }
 
 
@@ -195,6 +210,18 @@ def test_every_report_query_compiles_and_selects_what_rdflib_selects(loaded_guid
                                       {Variable("patient"): patient.patient}))
             expected = _rows(Graph.query(view, query.prepared(), initBindings={"patient": patient.patient}))
             assert got == expected, name
+
+
+def test_the_report_graph_construct_compiles_and_constructs_what_rdflib_constructs(loaded_guideline: Guideline,
+                                                                                   reasoned) -> None:
+    engine, patients = reasoned
+    query = loaded_guideline.queries["report/report-graph"].prepared()
+    plan = Plan(query)
+    for patient, view in patients:
+        got = plan.construct(Data(Index(engine.base), Index(view._triples)), {Variable("patient"): patient.patient})
+        expected = set(Graph.query(view, query, initBindings={"patient": patient.patient}).graph)
+        assert got == expected and got
+        assert view.construct_triples(query, {"patient": patient.patient}) == expected
 
 
 NUMBERS = ["""
