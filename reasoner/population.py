@@ -82,11 +82,6 @@ def is_tautology(triple: tuple[Any, Any, Any]) -> bool:
     return False
 
 
-# --- writing a report graph as N-Quads ---------------------------------------------------------
-
-
-
-
 # --- reading report files ----------------------------------------------------------------------
 
 
