@@ -29,7 +29,9 @@ from test_batch import recommend
 V = str(GKG._NS)
 ABOUT, CONFORMS, REPORTED = URIRef(V + "about"), URIRef(V + "conforms"), URIRef(V + "ReportedRecommendation")
 # the examples and a case of each kind: for and against recommendations, not applicable, exam not documented
-CHOSEN_CASES = sorted(CASES.glob("*/*/bundle.json"))[::45]
+# and a patient graph that does not conform (nothing derived: the report graph is read from the patient graph)
+NONCONFORMING = CASES / "red-flag-fever" / "out-temperature-45-004-cel-violation" / "bundle.json"
+CHOSEN_CASES = sorted({*sorted(CASES.glob("*/*/bundle.json"))[::45], NONCONFORMING})
 
 
 def inputs() -> list[Path]:
@@ -52,7 +54,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for fmt in ("nquads", "json", "turtle"):
         out[fmt] = root / fmt
         done = recommend(folder, "--out", out[fmt], "--format", fmt, "--jobs", "1")
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1 and "1 not conforming, 0 refused" in done.stderr, done.stderr  # 1: one violation
     return out
 
 
@@ -103,6 +105,7 @@ def test_a_batch_nquads_graph_is_report_graph_rq_plus_the_reasonings_provenance(
         assert (URIRef(g.info["iri"]), OWL.versionInfo, Literal(g.info["version"])) in rest
         assert {s for s, p, o in rest if p == RDF.type and o == REPORTED} == reported
     assert derived_findings  # the derived-finding provenance was exercised
+    assert engine.reason(read_patient(g, NONCONFORMING, now)).graph is None  # and the unreasoned path
 
 
 def test_the_turtle_batch_writes_the_same_graph(batch: dict[str, Path]) -> None:
