@@ -474,11 +474,23 @@ def store_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def remove_unfinished(store_dir: Path) -> int:
+    """Remove the files a killed ``Store.bulk_load`` left in the store's folder (``bulk-*.sst``: sorted files
+    written before they were handed to RocksDB, which never knew them). Called with the store open read-write,
+    so under RocksDB's lock: no other process is loading. The number removed."""
+    removed = 0
+    for leftover in store_dir.glob("bulk-*.sst"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bool | None = None) -> Loaded:
     """``guideline-kg load``: the guideline graphs and every report of ``sources`` into the store at ``store_dir``."""
     total = count_reports(sources)  # every source is checked (and a folder without reports refused) before writing
     store = open_store(store_dir)
     try:
+        remove_unfinished(store_dir)
         load_guideline(store, guideline)
         bar = None
         if show_progress is None:

@@ -14,6 +14,7 @@ import pytest
 from reasoner import population
 from reasoner.cli import main
 from reasoner.errors import InputError
+from conftest import guideline
 from test_population import PATIENTS, batches
 
 DEFAULT = ox.DefaultGraph()
@@ -175,6 +176,18 @@ def test_an_interrupted_load_is_repaired_by_loading_again(tmp_path: Path) -> Non
         store.bulk_load("".join(part).encode("utf-8"), ox.RdfFormat.N_QUADS)
     population.load_reports(store, [folder])
     assert dataset(store) == dataset(carefully(folder))
+
+
+def test_the_next_load_removes_what_a_killed_bulk_load_left(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    population.load(store_dir, [copy_reports(tmp_path / "first", PATIENTS[:2])], guideline(), show_progress=False)
+    leftover = store_dir / "bulk-123456789.sst"  # what Oxigraph writes before RocksDB takes it
+    leftover.write_bytes(b"not yet ingested")
+    population.load(store_dir, [copy_reports(tmp_path / "second", PATIENTS[2:])], guideline(), show_progress=False)
+    assert not leftover.exists()
+    store = population.open_store(store_dir, read_only=True)
+    assert len([g for g in store.named_graphs() if g.value.endswith("/report")]) == len(PATIENTS)
+    dataset(store)
 
 
 def test_load_prints_its_time_and_rates(capsys, tmp_path: Path) -> None:
