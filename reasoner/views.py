@@ -1,0 +1,288 @@
+"""Stored answers: named population queries worked out once when the store is loaded (materialized views).
+
+Which queries
+    A named query (``queries/*.rq``) whose header says ``#+ precompute: yes`` and that is a SELECT
+    query. Nothing in Python names a query: marking one is a line in its file.
+
+When
+    At the end of ``guideline-kg load`` (and so of ``--reports DIR``, which loads a temporary
+    store), :func:`refresh` opens the finished store read-only, evaluates every marked query
+    without parameters and writes its answer (SPARQL results JSON, XML, CSV and TSV, as Oxigraph
+    writes them) to the folder ``guideline-kg-answers`` inside the store folder. For each declared parameter that
+    restricts an output column (the parameter is a projected variable, and a GROUP BY key when
+    the query aggregates) the answer is also split by that column's value, each part written as
+    Oxigraph writes it (at most ``MAX_PARTS`` values; more and that parameter is evaluated).
+    Answers are written to a new folder that replaces the old one whole.
+
+Never stale
+    The answers are keyed by the query text and by a fingerprint of the store: the name, size and
+    modification time of every file of the store folder (RocksDB writes new files, and appends to
+    its manifest and log, on every write; opening it read-only changes nothing), with the
+    Oxigraph version. Any later write to the store (another ``load``, or a program writing to it)
+    changes the fingerprint, and the answers are then ignored until the next ``load`` works them
+    out again. The fingerprint is checked on every use (a directory listing: well under a millisecond).
+
+Use
+    :func:`answer` gives the stored answer of a query text with its bindings (the whole answer, or
+    the part whose column equals the bound term) in JSON, XML, CSV or TSV, or None: the caller then
+    evaluates the query as before. Every format is written at load time by Oxigraph's own writers,
+    so the bytes are those of evaluating the query and writing its solutions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+FOLDER = "guideline-kg-answers"
+INDEX = "index.json"
+MAX_PARTS = 1000  # column values an answer is split into, per parameter
+FORMAT_VERSION = "1"
+_JSON = ox.QueryResultsFormat.JSON
+FORMATS = ("json", "xml", "csv", "tsv")  # as reasoner.workers.RESULT_FORMATS names them
+
+
+def is_marked(query: Any) -> bool:
+    """Whether a named query asks for its answer to be worked out at load time (``#+ precompute: yes``)."""
+    return query.first("precompute").strip().lower() in ("yes", "true")
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def term_key(term: Any) -> str:
+    """A file name for an RDF term (Oxigraph's), by its N-Triples form: equal terms, equal names."""
+    return hashlib.sha256(str(term).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def fingerprint(folder: Path) -> str:
+    """What identifies the store's content: every file of its folder (name, size, modification time)."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION} {ox.__version__}".encode())
+    try:
+        entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                         if e.is_file(follow_symlinks=False))
+    except OSError:
+        return ""
+    for name, size, mtime in entries:
+        digest.update(f"\0{name}\0{size}\0{mtime}".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+# --- which parameters restrict a column ------------------------------------------------------------
+
+
+def _nodes(node: Any) -> Any:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            yield current
+            stack.extend(current.values())
+        elif isinstance(current, (list, tuple)):
+            stack.extend(current)
+
+
+def column_params(query: Any) -> list[str]:
+    """The parameters of a query that only restrict an output column: binding one keeps the rows whose
+    column holds the bound term. A parameter qualifies when it is a projected variable that no
+    expression assigns (BIND, ``AS``) and, in a query that aggregates, a GROUP BY key."""
+    from rdflib import Variable
+
+    algebra = query.prepared().algebra
+    projected = {str(v) for v in algebra.get("PV") or []}
+    groups = [n for n in _nodes(algebra) if getattr(n, "name", None) == "Group"]
+    keys: set[str] | None = None
+    if groups:
+        if len(groups) > 1 or not groups[0].get("expr"):
+            return []  # a subquery's grouping, or aggregates without GROUP BY (one row even for no match)
+        keys = {str(e) for e in groups[0]["expr"] if isinstance(e, Variable)}
+    assigned = {str(n["var"]) for n in _nodes(algebra) if getattr(n, "name", None) == "Extend"
+                and not str(n.get("expr", "")).startswith("__agg_")}
+    found = []
+    for param in query.params:
+        if param.name in projected and param.name not in assigned and (keys is None or param.name in keys):
+            found.append(param.name)
+    return found
+
+
+# --- working answers out -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    queries: int
+    seconds: float
+
+
+def _write(base: Path, data: bytes) -> None:
+    """An answer (SPARQL results JSON) written as ``base.json`` and in every other format, each by Oxigraph."""
+    Path(f"{base}.json").write_bytes(data)
+    for fmt in FORMATS[1:]:
+        written = ox.parse_query_results(data, _JSON).serialize(format=getattr(ox.QueryResultsFormat, fmt.upper()))
+        Path(f"{base}.{fmt}").write_bytes(written or b"")
+
+
+def _part_bytes(head: list[str], rows: list[Any]) -> bytes:
+    """Rows of an answer as Oxigraph writes them (they are parsed again by Oxigraph and written out)."""
+    text = json.dumps({"head": {"vars": head}, "results": {"bindings": rows}}, ensure_ascii=False)
+    return ox.parse_query_results(text.encode("utf-8"), _JSON).serialize(format=_JSON) or b""
+
+
+def _term_of(binding: Mapping[str, Any] | None) -> str | None:
+    """The N-Triples form of a JSON results binding, as Oxigraph writes the term (or None when unbound)."""
+    if binding is None:
+        return None
+    text = json.dumps({"head": {"vars": ["x"]}, "results": {"bindings": [{"x": binding}]}})
+    solution = next(iter(ox.parse_query_results(text.encode("utf-8"), _JSON)))
+    return str(solution["x"])
+
+
+def _work_out(store: ox.Store, query: Any, target: Path) -> dict[str, Any]:
+    data = store.query(query.text).serialize(format=_JSON) or b""
+    key = text_key(query.text)
+    _write(target / key, data)
+    entry: dict[str, Any] = {"name": query.name, "params": {}}
+    columns = column_params(query)
+    if not columns:
+        return entry
+    parsed = json.loads(data)
+    head, rows = parsed["head"]["vars"], parsed["results"]["bindings"]
+    for name in columns:
+        parts: dict[str, list[Any]] = {}
+        terms: dict[str, str] = {}
+        for row in rows:
+            value = row.get(name)
+            if value is None:
+                continue
+            marker = json.dumps(value, sort_keys=True)
+            if marker not in terms:
+                terms[marker] = _term_of(value) or ""
+            parts.setdefault(terms[marker], []).append(row)
+        if len(parts) > MAX_PARTS:
+            continue
+        folder = target / key / name
+        folder.mkdir(parents=True)
+        for term, part in parts.items():
+            _write(folder / term_key(term), _part_bytes(head, part))
+        _write(folder / "none", _part_bytes(head, []))
+        entry["params"][name] = len(parts)
+    return entry
+
+
+def refresh(store_dir: Path, queries: Mapping[str, Any] | None = None) -> Refreshed:
+    """Work out the answers of every marked query over the (closed) store at ``store_dir`` and replace the
+    stored answers with them; the old answers are removed first, so none outlives this load."""
+    import time
+
+    started = time.monotonic()
+    if queries is None:
+        from reasoner import resources
+        from reasoner.queries import load_folder
+
+        queries = load_folder(resources.queries_dir())
+    marked = [q for _, q in sorted(queries.items()) if is_marked(q)]
+    answers = store_dir / FOLDER
+    shutil.rmtree(answers, ignore_errors=True)
+    if not marked:
+        return Refreshed(0, time.monotonic() - started)
+    from reasoner.workers import scan_query
+
+    before = fingerprint(store_dir)
+    target = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=store_dir))
+    try:
+        store = ox.Store.read_only(str(store_dir))
+        index: dict[str, Any] = {}
+        try:
+            for query in marked:
+                if scan_query(query.text) != "SELECT":
+                    continue  # only solutions are stored
+                index[text_key(query.text)] = _work_out(store, query, target)
+        finally:
+            del store
+        after = fingerprint(store_dir)
+        if before != after:  # written to while it was read: keep nothing
+            shutil.rmtree(target, ignore_errors=True)
+            return Refreshed(0, time.monotonic() - started)
+        (target / INDEX).write_text(json.dumps({"fingerprint": after, "answers": index}, indent=1, sort_keys=True),
+                                    encoding="utf-8")
+        target.rename(answers)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return Refreshed(len(index), time.monotonic() - started)
+
+
+# --- using them ----------------------------------------------------------------------------------
+
+
+_INDEXES: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _index(store_dir: Path) -> dict[str, Any] | None:
+    path = store_dir / FOLDER / INDEX
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        known = _INDEXES.get(str(path))
+        if known is not None and known[0] == stamp:
+            return known[1]
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    _INDEXES[str(path)] = (stamp, index)
+    return index
+
+
+def lookup(store_dir: Path, text: str, bindings: Mapping[str, Any] | None = None) -> Path | None:
+    """Where the stored answer (``<path>.json``, ``.xml``, ``.csv``, ``.tsv``) to ``text`` with ``bindings`` (variable name -> Oxigraph term), or None
+    when there is none that is current (the query is not marked, the store changed since it was worked out,
+    or a binding is not a column the answer was split by)."""
+    index = _index(store_dir)
+    if index is None:
+        return None
+    key = text_key(text)
+    entry = index.get("answers", {}).get(key)
+    if entry is None or index.get("fingerprint") != fingerprint(store_dir):
+        return None
+    folder = store_dir / FOLDER
+    if not bindings:
+        path = folder / key
+    elif len(bindings) == 1:
+        ((name, term),) = bindings.items()
+        if name not in entry.get("params", {}):
+            return None
+        path = folder / key / name / term_key(term)
+        if not Path(f"{path}.json").is_file():
+            path = folder / key / name / "none"  # no row holds it
+    else:
+        return None
+    return path if Path(f"{path}.json").is_file() else None
+
+
+def read(path: Path, fmt: str = "json") -> bytes | None:
+    """A stored answer in ``fmt`` (json, xml, csv, tsv), or None when it cannot be read."""
+    if fmt not in FORMATS:
+        return None
+    try:
+        return Path(f"{path}.{fmt}").read_bytes()
+    except OSError:
+        return None
+
+
+def answer(store_dir: Path, text: str, bindings: Mapping[str, Any] | None = None, fmt: str = "json") -> bytes | None:
+    """The stored answer to a query text with its bindings, written in ``fmt``; None: evaluate it."""
+    path = lookup(store_dir, text, bindings)
+    return None if path is None else read(path, fmt)
+
+
+__all__ = ["refresh", "lookup", "answer", "read", "fingerprint", "is_marked", "column_params", "FOLDER"]
