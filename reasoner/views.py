@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -179,6 +178,21 @@ def _work_out(store: ox.Store, query: Any, target: Path) -> dict[str, Any]:
     return entry
 
 
+def _remove(folder: Path) -> None:
+    """Remove a folder of answers by full paths (``shutil.rmtree`` opens entries relative to a folder's file
+    descriptor, which the process's file guard, reasoner.guard, cannot tell are under the store)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _remove(Path(entry.path))
+        else:
+            os.unlink(entry.path)
+    os.rmdir(folder)
+
+
 def refresh(store_dir: Path, queries: Mapping[str, Any] | None = None) -> Refreshed:
     """Work out the answers of every marked query over the (closed) store at ``store_dir`` and replace the
     stored answers with them; the old answers are removed first, so none outlives this load."""
@@ -192,7 +206,7 @@ def refresh(store_dir: Path, queries: Mapping[str, Any] | None = None) -> Refres
         queries = load_folder(resources.queries_dir())
     marked = [q for _, q in sorted(queries.items()) if is_marked(q)]
     answers = store_dir / FOLDER
-    shutil.rmtree(answers, ignore_errors=True)
+    _remove(answers)
     if not marked:
         return Refreshed(0, time.monotonic() - started)
     from reasoner.workers import scan_query
@@ -211,13 +225,13 @@ def refresh(store_dir: Path, queries: Mapping[str, Any] | None = None) -> Refres
             del store
         after = fingerprint(store_dir)
         if before != after:  # written to while it was read: keep nothing
-            shutil.rmtree(target, ignore_errors=True)
+            _remove(target)
             return Refreshed(0, time.monotonic() - started)
         (target / INDEX).write_text(json.dumps({"fingerprint": after, "answers": index}, indent=1, sort_keys=True),
                                     encoding="utf-8")
         target.rename(answers)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        _remove(target)
         raise
     return Refreshed(len(index), time.monotonic() - started)
 
