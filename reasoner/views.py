@@ -123,57 +123,55 @@ class Refreshed:
     seconds: float
 
 
-def _write(base: Path, data: bytes) -> None:
-    """An answer (SPARQL results JSON) written as ``base.json`` and in every other format, each by Oxigraph."""
-    Path(f"{base}.json").write_bytes(data)
+def _convert(base: Path) -> None:
+    """``base.json`` written again in every other format, by Oxigraph, streamed from file to file."""
     for fmt in FORMATS[1:]:
-        written = ox.parse_query_results(data, _JSON).serialize(format=getattr(ox.QueryResultsFormat, fmt.upper()))
-        Path(f"{base}.{fmt}").write_bytes(written or b"")
+        results = ox.parse_query_results(path=f"{base}.json", format=_JSON)
+        results.serialize(f"{base}.{fmt}", format=getattr(ox.QueryResultsFormat, fmt.upper()))
 
 
-def _part_bytes(head: list[str], rows: list[Any]) -> bytes:
-    """Rows of an answer as Oxigraph writes them (they are parsed again by Oxigraph and written out)."""
-    text = json.dumps({"head": {"vars": head}, "results": {"bindings": rows}}, ensure_ascii=False)
-    return ox.parse_query_results(text.encode("utf-8"), _JSON).serialize(format=_JSON) or b""
+def _write_part(base: Path, tsv: bytes) -> None:
+    """Rows of an answer (SPARQL results TSV: a header line, one row a line) in every format, by Oxigraph."""
+    ox.parse_query_results(tsv, ox.QueryResultsFormat.TSV).serialize(f"{base}.json", format=_JSON)
+    _convert(base)
 
 
-def _term_of(binding: Mapping[str, Any] | None) -> str | None:
-    """The N-Triples form of a JSON results binding, as Oxigraph writes the term (or None when unbound)."""
-    if binding is None:
-        return None
-    text = json.dumps({"head": {"vars": ["x"]}, "results": {"bindings": [{"x": binding}]}})
-    solution = next(iter(ox.parse_query_results(text.encode("utf-8"), _JSON)))
-    return str(solution["x"])
+def _cell_term(header: bytes, width: int, index: int, cell: bytes) -> str:
+    """The N-Triples form of a TSV cell (as Oxigraph reads it), for the name of its part."""
+    row = b"\t" * index + cell + b"\t" * (width - index - 1)
+    solution = next(iter(ox.parse_query_results(header + b"\n" + row + b"\n", ox.QueryResultsFormat.TSV)))
+    return str(solution[index])
 
 
 def _work_out(store: ox.Store, query: Any, target: Path) -> dict[str, Any]:
-    data = store.query(query.text).serialize(format=_JSON) or b""
+    """Evaluate a query, write its answer (file to file: the answer is never all in memory as objects) and
+    split it by each column parameter's value (row order kept: a part is the rows that hold the value)."""
     key = text_key(query.text)
-    _write(target / key, data)
+    base = target / key
+    store.query(query.text).serialize(f"{base}.json", format=_JSON)
+    _convert(base)
     entry: dict[str, Any] = {"name": query.name, "params": {}}
     columns = column_params(query)
     if not columns:
         return entry
-    parsed = json.loads(data)
-    head, rows = parsed["head"]["vars"], parsed["results"]["bindings"]
+    header, *rows = Path(f"{base}.tsv").read_bytes().split(b"\n")[:-1]
+    names = [name.decode("utf-8")[1:] for name in header.split(b"\t")]
     for name in columns:
-        parts: dict[str, list[Any]] = {}
-        terms: dict[str, str] = {}
+        index = names.index(name)
+        parts: dict[bytes, list[bytes]] = {}
         for row in rows:
-            value = row.get(name)
-            if value is None:
-                continue
-            marker = json.dumps(value, sort_keys=True)
-            if marker not in terms:
-                terms[marker] = _term_of(value) or ""
-            parts.setdefault(terms[marker], []).append(row)
+            cell = row.split(b"\t")[index]
+            if cell:  # unbound: no binding of the parameter keeps the row
+                parts.setdefault(cell, []).append(row)
+            if len(parts) > MAX_PARTS:
+                break
         if len(parts) > MAX_PARTS:
-            continue
+            continue  # that parameter is evaluated
         folder = target / key / name
         folder.mkdir(parents=True)
-        for term, part in parts.items():
-            _write(folder / term_key(term), _part_bytes(head, part))
-        _write(folder / "none", _part_bytes(head, []))
+        for cell, part in parts.items():
+            _write_part(folder / term_key(_cell_term(header, len(names), index, cell)), b"\n".join([header, *part, b""]))
+        _write_part(folder / "none", header + b"\n")
         entry["params"][name] = len(parts)
     return entry
 
