@@ -8,8 +8,8 @@ When
     At the end of ``guideline-kg load`` (and so of ``--reports DIR``, which loads a temporary
     store), :func:`refresh` opens the finished store read-only, evaluates every marked query
     without parameters and writes its answer (SPARQL results JSON, XML, CSV and TSV, as Oxigraph
-    writes them) to the folder ``guideline-kg-answers`` inside the store folder. For each declared parameter that
-    restricts an output column (the parameter is a projected variable, and a GROUP BY key when
+    writes them) to the folder ``guideline-kg-answers`` inside the store folder. For each declared
+    parameter that restricts an output column (the parameter is a projected variable, and a GROUP BY key when
     the query aggregates) the answer is also split by that column's value, each part written as
     Oxigraph writes it (at most ``MAX_PARTS`` values; more and that parameter is evaluated).
     Answers are written to a new folder that replaces the old one whole.
@@ -170,7 +170,8 @@ def _work_out(store: ox.Store, query: Any, target: Path) -> dict[str, Any]:
         folder = target / key / name
         folder.mkdir(parents=True)
         for cell, part in parts.items():
-            _write_part(folder / term_key(_cell_term(header, len(names), index, cell)), b"\n".join([header, *part, b""]))
+            term = _cell_term(header, len(names), index, cell)
+            _write_part(folder / term_key(term), b"\n".join([header, *part, b""]))
         _write_part(folder / "none", header + b"\n")
         entry["params"][name] = len(parts)
     return entry
@@ -256,9 +257,9 @@ def _index(store_dir: Path) -> dict[str, Any] | None:
 
 
 def lookup(store_dir: Path, text: str, bindings: Mapping[str, Any] | None = None) -> Path | None:
-    """Where the stored answer (``<path>.json``, ``.xml``, ``.csv``, ``.tsv``) to ``text`` with ``bindings`` (variable name -> Oxigraph term), or None
-    when there is none that is current (the query is not marked, the store changed since it was worked out,
-    or a binding is not a column the answer was split by)."""
+    """Where the stored answer (``<path>.json``, ``.xml``, ``.csv``, ``.tsv``) to ``text`` with ``bindings``
+    (variable name -> Oxigraph term) is, or None when there is none that is current (the query is not marked,
+    the store changed since it was worked out, or a binding is not a column the answer was split by)."""
     index = _index(store_dir)
     if index is None:
         return None

@@ -109,7 +109,8 @@ def test_a_parameter_that_is_not_a_plain_column_is_evaluated(text: str) -> None:
 
 
 def test_a_column_parameter_is_found() -> None:
-    query = query_from_bytes("q", Path("q.rq"), b"#+ param: s iri\nSELECT ?s (COUNT(*) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s")
+    text = b"#+ param: s iri\nSELECT ?s (COUNT(*) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s"
+    query = query_from_bytes("q", Path("q.rq"), text)
     assert views.column_params(query) == ["s"]
 
 
@@ -222,7 +223,8 @@ def test_serve_answers_marked_queries_from_the_stored_answers(store: Path, monke
         monkeypatch.setattr(service.pool, "run", no_worker)
         # a marked query needs no worker, through /queries/{name} or its text sent to /sparql
         text = service.queries["red-flags-by-frequency"].text
-        assert service.run_named("red-flags-by-frequency", {}, None).body == expected[("red-flags-by-frequency", "json")]
+        expected_json = expected[("red-flags-by-frequency", "json")]
+        assert service.run_named("red-flags-by-frequency", {}, None).body == expected_json
         assert service.answer(text, "text/csv").body == expected[("red-flags-by-frequency", "csv")]
         assert not ran
         from reasoner.serve import Refused
