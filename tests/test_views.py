@@ -190,9 +190,14 @@ def test_refresh_keeps_only_marked_select_queries(tmp_path: Path, store: Path) -
     marked = query_from_bytes("m", Path("m.rq"), b"#+ precompute: yes\nSELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
     plain = query_from_bytes("p", Path("p.rq"), b"SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
     ask = query_from_bytes("a", Path("a.rq"), b"#+ precompute: yes\nASK { ?s ?p ?o }")
-    refreshed = views.refresh(copy, {"m": marked, "p": plain, "a": ask})
-    assert refreshed.queries == 1
+    by_object = query_from_bytes("o", Path("o.rq"), b"#+ precompute: yes\n#+ param: o iri\n"
+                                                     b"SELECT ?s WHERE { ?s a ?o } ORDER BY ?s LIMIT 3")
+    refreshed = views.refresh(copy, {"m": marked, "p": plain, "a": ask, "o": by_object})
+    assert refreshed.queries == 2
     assert views.answer(copy, marked.text) == evaluated(copy, marked.text)
+    assert views.answer(copy, by_object.text) == evaluated(copy, by_object.text)
+    # ?o is no output column: with it bound the query is evaluated, not read from the stored rows
+    assert views.lookup(copy, by_object.text, {"o": ox.NamedNode("urn:x:none")}) is None
     assert views.lookup(copy, plain.text) is None and views.lookup(copy, ask.text) is None
     shipped = load_folder(queries_dir())["red-flags-by-frequency"].text
     assert views.lookup(copy, shipped) is None  # answers of the previous refresh are gone
