@@ -48,8 +48,9 @@ SHOWN = (("rdfs:subClassOf", RDFS_NS + "subClassOf"), ("rdfs:subPropertyOf", RDF
          ("skos:notation", SKOS_NS + "notation"), ("rdfs:seeAlso", RDFS_NS + "seeAlso"))
 
 
-def render_vocabulary(path: Path) -> str:
-    """HTML documentation of a vocabulary file: its header, classes, properties and named individuals."""
+def render_vocabulary(path: Path, guideline_page: bool = False) -> str:
+    """HTML documentation of a vocabulary file: its header, classes, properties and named individuals
+    (``guideline_page``: it links to the guideline page written beside it)."""
     graph = Graph()
     parse_rdf_file(path, graph)
     queries = load_folder(resources.queries_dir() / "docs")
@@ -104,7 +105,7 @@ def render_vocabulary(path: Path) -> str:
         "ontology": ontology, "source": path.name,
         "meta": [(label, header[key][0]) for label, key in (("version", OWL_NS + "versionInfo"),
                                                             ("licence", DCTERMS_NS + "license")) if header.get(key)],
-        "description": " ".join(header.get(DCTERMS_NS + "description", [])),
+        "description": " ".join(header.get(DCTERMS_NS + "description", [])), "guideline_page": guideline_page,
         "sections": [{"id": sid, "title": titles[sid], "terms": [documented(i) for i in iris]}
                      for sid, iris in grouped.items() if iris],
     }

@@ -43,7 +43,8 @@ def test_the_red_flags_of_the_cohort_are_every_coded_red_flag_finding_of_the_ter
     drawn = set(cohort.RED_FLAG_KEYS)
     assert len(cohort.RED_FLAG_KEYS) == len(drawn)
     assert leaves <= drawn
-    assert drawn - below_red_flags == {k for k, row in concepts.items() if row["statements"] == "S27"}  # history of cancer
+    risk_factors = {k for k, row in concepts.items() if row["statements"] == "S27"}  # history of cancer
+    assert drawn - below_red_flags == risk_factors
     assert not drawn & {"palpable-lumbar-mass", "red-flag-finding", "back-pain"}
     # in the order of the first statement naming each
     first = [min(int(s[1:]) for s in concepts[k]["statements"].split(";")) for k in cohort.RED_FLAG_KEYS]
@@ -81,5 +82,6 @@ def test_the_cohort_stays_the_same_for_the_same_seed_and_codes_every_red_flag_of
     for bundle in cohort.generate(400, seed=3):
         for entry in bundle["entry"]:
             code = entry["resource"].get("code", {})
-            seen |= {codes[(c["system"], c["code"])] for c in code.get("coding", []) if (c["system"], c["code"]) in codes}
+            seen |= {codes[(c["system"], c["code"])] for c in code.get("coding", [])
+                     if (c["system"], c["code"]) in codes}
     assert seen == set(cohort.RED_FLAG_KEYS)

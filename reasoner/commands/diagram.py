@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o = sub.add_parser("docs", help="HTML documentation of the vocabulary and of the guideline's concepts, codes, "
                                     "recommendations, statements and references")
     o.add_argument("--out", type=Path, default=Path("docs/vocabulary"),
-                   help="folder to write index.html (the vocabulary) and guideline.html into (default: docs/vocabulary)")
+                   help="folder to write index.html (the vocabulary) and guideline.html into "
+                        "(default: docs/vocabulary)")
     o.add_argument("--ontology", type=Path,
                    help="an ontology folder to document instead of the shipped one, or a vocabulary file alone "
                         "(then only index.html is written)")
@@ -42,7 +43,8 @@ def run_docs(args: argparse.Namespace) -> int:
     from reasoner.docs import render_guideline, render_vocabulary
 
     source = args.ontology or resources.ontology_dir()
-    pages = {"index.html": render_vocabulary(source / "vocabulary.ttl" if source.is_dir() else source)}
+    pages = {"index.html": render_vocabulary(source / "vocabulary.ttl" if source.is_dir() else source,
+                                             guideline_page=source.is_dir())}
     if source.is_dir():
         pages["guideline.html"] = render_guideline(Guideline.load(ontology=source))
     for name, page in pages.items():  # every page rendered before the first is written
