@@ -161,7 +161,8 @@ def guideline_page(guideline: Guideline) -> dict[str, Any]:
             if parent in by_key:
                 by_key[parent]["children"].append(concept["key"])
     for code in _rows(graph, queries["concept-codes"]):
-        by_key[str(code["key"])]["codes"].append(code)
+        if code["key"] in by_key:  # (a concept lacking a label is not documented, nor are its codes)
+            by_key[str(code["key"])]["codes"].append(code)
     recommendations = _records(graph, queries["recommendations"])
     for rec in recommendations:
         if rec["action"] in by_key:
@@ -171,6 +172,8 @@ def guideline_page(guideline: Guideline) -> dict[str, Any]:
     for statement in statements:
         statement["encodings"] = []
     for row in _rows(graph, queries["statement-encodings"]):
+        if row["id"] not in by_id:
+            continue
         anchor = (_link("rec", row["recommendation"]) or _link("concept", row["concept"])
                   or _link("statement", row["introduced"]))
         by_id[str(row["id"])]["encodings"].append({"how": row["how"], "type": row["type"], "label": row["label"],
