@@ -24,10 +24,14 @@ FORMATS = ("json", "xml", "csv", "tsv")
 
 @lru_cache(maxsize=1)
 def batches() -> Path:
-    """Two report folders of generated patients (different patients), made once: ``<root>/a`` and ``<root>/b``."""
+    """Two report folders of generated patients (different patients), made once: ``<root>/a`` and ``<root>/b``;
+    removed when the tests end."""
+    import atexit
+    import shutil
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="guideline-kg-views-"))
+    atexit.register(shutil.rmtree, root, True)
     bundles = list(generate(30, seed=3))
     for name, part in (("a", bundles[:20]), ("b", bundles[20:])):
         cohort = root / f"{name}.ndjson"
