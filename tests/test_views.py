@@ -243,3 +243,26 @@ def test_serve_answers_marked_queries_from_the_stored_answers(store: Path, monke
         assert ran
     finally:
         service.close()
+
+
+def test_the_endpoint_sends_the_stored_answers_over_http(store: Path) -> None:
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from reasoner import endpoint
+    from reasoner.serve import Service, Settings
+
+    service = Service.open(store, Settings(host="127.0.0.1", port=0, workers=1, long_workers=0, cache_mb=0))
+    try:
+        with endpoint.make_server(service) as running:
+            base = f"http://127.0.0.1:{running.address[1]}"
+            text = service.queries["patients-with-recommendations-against"].text
+            for path, bindings in (("/queries/patients-with-recommendations-against?format=tsv", {}),
+                                   ("/queries/patients-with-recommendations-against?action=xr-lumbar&format=xml",
+                                    {"action": ox.Literal("xr-lumbar")}),
+                                   ("/sparql?" + urlencode({"query": text, "format": "csv"}), {})):
+                fmt = path.rsplit("format=", 1)[1]
+                with urllib.request.urlopen(base + path, timeout=30) as response:
+                    assert response.read() == evaluated(store, text, bindings, fmt), path
+    finally:
+        service.close()
