@@ -500,13 +500,17 @@ def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bo
 
             bar = tqdm(total=total, unit="report", file=sys.stderr, mininterval=0.5)
         try:
-            return load_reports(store, sources, bar)
+            loaded = load_reports(store, sources, bar)
         finally:
             if bar is not None:
                 bar.close()
     finally:
         store.flush()
         del store
+    from reasoner import views
+
+    views.refresh(store_dir)  # the answers of the queries marked '#+ precompute: yes', for this store as loaded
+    return loaded
 
 
 class TemporaryStore:
@@ -579,6 +583,11 @@ def query_population(query: Any, bindings: dict[Any, Any], store: Path | None = 
     try:
         folder = temporary.folder if temporary is not None else store
         assert folder is not None
+        from reasoner import views
+
+        stored = views.answer(folder, query.text, {str(k): _ox_term(v) for k, v in bindings.items()})
+        if stored is not None:  # worked out when the store was loaded, and the store has not changed since
+            return Result.parse(io.BytesIO(stored), format="json")
         handle = open_store(folder, read_only=True)
         substitutions = {ox.Variable(str(k)): _ox_term(v) for k, v in bindings.items()}
         try:
