@@ -485,8 +485,10 @@ def remove_unfinished(store_dir: Path) -> int:
     return removed
 
 
-def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bool | None = None) -> Loaded:
-    """``guideline-kg load``: the guideline graphs and every report of ``sources`` into the store at ``store_dir``."""
+def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bool | None = None,
+         precompute: bool = True) -> Loaded:
+    """``guideline-kg load``: the guideline graphs and every report of ``sources`` into the store at ``store_dir``;
+    then, with ``precompute``, the stored answers of the marked named queries (:mod:`reasoner.views`)."""
     total = count_reports(sources)  # every source is checked (and a folder without reports refused) before writing
     store = open_store(store_dir)
     try:
@@ -507,6 +509,8 @@ def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bo
     finally:
         store.flush()
         del store
+    if not precompute:
+        return loaded
     from reasoner import views
 
     views.refresh(store_dir)  # the answers of the queries marked '#+ precompute: yes', for this store as loaded
@@ -516,10 +520,10 @@ def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bo
 class TemporaryStore:
     """A store in a temporary folder (``--reports DIR`` without ``--store``), removed on close."""
 
-    def __init__(self, sources: list[Path], guideline: Any) -> None:
+    def __init__(self, sources: list[Path], guideline: Any, precompute: bool = True) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="guideline-kg-store-"))
         try:
-            self.loaded = load(self.folder, sources, guideline, show_progress=False)
+            self.loaded = load(self.folder, sources, guideline, show_progress=False, precompute=precompute)
         except BaseException:
             self.close()
             raise
@@ -579,7 +583,9 @@ def query_population(query: Any, bindings: dict[Any, Any], store: Path | None = 
     from reasoner.errors import GuidelineError
 
     query.prepared()
-    temporary = TemporaryStore([reports], guideline) if store is None and reports is not None else None
+    # one query over a temporary store: evaluated, not worked out with every marked query first (that pays for serve)
+    temporary = (TemporaryStore([reports], guideline, precompute=False)
+                 if store is None and reports is not None else None)
     try:
         folder = temporary.folder if temporary is not None else store
         assert folder is not None
