@@ -230,19 +230,32 @@ def peak_rss_mb() -> tuple[float, float]:
 READING_SIZES = (1000, 4000, 20000)
 
 
-def reading_seconds(guideline: Guideline, n: int) -> float:
-    """Seconds to read one Bundle of a patient with ``n`` Conditions (codes of the guideline's own code map)."""
-    from reasoner.fhir import BundleReader, load_json
-
+def conditions_bundle(guideline: Guideline, n: int) -> str:
+    """One patient's Bundle with ``n`` Conditions, cycling through the codes of the guideline's own code map."""
     pairs = sorted(pair for pair, (_, coding) in guideline.code_map.items() if coding.match != "needs-lumbar-site")
     entries = [{"resource": {"resourceType": "Patient", "id": "p", "identifier": [{"value": "reading"}]}}]
     for i in range(n):
         system, code = pairs[i % len(pairs)]
         entries.append({"resource": {"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": "Patient/p"},
                                      "code": {"coding": [{"system": system, "code": code}]}}})
-    text = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+
+
+def reading_seconds(guideline: Guideline, n: int) -> float:
+    """Seconds to read one Bundle of a patient with ``n`` Conditions (codes of the guideline's own code map)."""
+    from reasoner.fhir import BundleReader, load_json
+
+    text = conditions_bundle(guideline, n)
     started = time.perf_counter()
     BundleReader(guideline, BENCH_NOW).read(load_json(text))
+    return time.perf_counter() - started
+
+
+def recommend_seconds(guideline: Guideline, engine: FastEngine, n: int) -> float:
+    """Seconds for the whole recommend of that patient with the fast engine: read, check, reason, JSON report."""
+    text = conditions_bundle(guideline, n)
+    started = time.perf_counter()
+    build_report(guideline, engine.reason(parse_patient(guideline, text, "json", f"conditions-{n}", BENCH_NOW))).to_json()
     return time.perf_counter() - started
 
 
@@ -262,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference-cache", action="store_true",
                         help="compute every reference report for the agreement in this run")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--conditions", type=lambda text: [int(n) for n in text.split(",")],
+                        default=list(READING_SIZES), help="Conditions of the one patient read and reasoned over "
+                        "alone (default " + ",".join(map(str, READING_SIZES)) + ")")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -321,9 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         print(_line("patients that disagree", ", ".join(map(str, disagree[:20]))))
     print(_line("one patient via the CLI, cold start", f"{cold:.2f} s", f"target <= {TARGETS['cold_s']} s"))
     print(_line("peak RSS: this process / largest worker", f"{own_rss:.0f} / {child_rss:.0f} MB"))
-    reading = {n: reading_seconds(guideline, n) for n in READING_SIZES}
-    print(_line("reading a bundle of " + " / ".join(f"{n:,}" for n in READING_SIZES) + " Conditions",
-                " / ".join(f"{reading[n]:.2f}" for n in READING_SIZES) + " s", "linear (issue 14)"))
+    sizes = args.conditions
+    reading = {n: reading_seconds(guideline, n) for n in sizes}
+    print(_line("reading a bundle of " + " / ".join(f"{n:,}" for n in sizes) + " Conditions",
+                " / ".join(f"{reading[n]:.2f}" for n in sizes) + " s", "linear (issue 14)"))
+    whole = {n: recommend_seconds(guideline, engine, n) for n in sizes}
+    print(_line("recommend, one patient, " + " / ".join(f"{n:,}" for n in sizes) + " Conditions",
+                " / ".join(f"{whole[n]:.2f}" for n in sizes) + " s", "near-linear"))
     if args.json:
         args.json.write_text(json.dumps({
             "n": args.n, "jobs": args.jobs, "reference_n": reference_n, "stages_fast_ms": fast_ms,
@@ -332,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": ref_per_patient / fast_per_patient, "agree": agree, "agreement_n": agreement_n,
             "reference_computed": computed, "cold_start_s": cold,
             "peak_rss_mb": own_rss, "peak_rss_worker_mb": child_rss,
-            "reading_s": {str(n): reading[n] for n in READING_SIZES}}, indent=2) + "\n", encoding="utf-8")
+            "reading_s": {str(n): reading[n] for n in sizes},
+            "recommend_conditions_s": {str(n): whole[n] for n in sizes}}, indent=2) + "\n", encoding="utf-8")
     return 0 if agree == agreement_n else 1
 
 

@@ -13,8 +13,10 @@ resources.
 Guideline concepts are coded only with the codes the guideline graph gives them (from
 ``shared/terminology/codes.tsv``) or with the local system ``urn:guideline-kg:concept`` and
 a concept key; codes, labels, concept parents, lumbar body sites, the vital signs and their
-thresholds are read from the graph (``Guideline.load``, ``queries/benchmark/``), never
-copied here. Codes used for noise match no concept.
+thresholds, the red-flag findings, the cauda equina features, the examined neurologic
+deficits and the contexts are read from the graph (``Guideline.load``, ``queries/benchmark/``),
+never copied here: a red flag added to the Turtle enters the cohort with no change here.
+Codes used for noise match no concept.
 
 Determinism: patient *i* of seed *s* depends on (s, i) only, so ``generate(1000)`` is a
 prefix of ``generate(100000)`` and the same arguments give byte-identical output.
@@ -92,16 +94,23 @@ class Terminology:
     parents: dict[str, tuple[str, ...]]  # concept key -> the keys of its direct parents
     lumbar_sites: tuple[Code, ...]  # the body sites that make a palpable mass a lumbar one
     vitals: dict[str, dict[str, Any]]  # finding key -> a row of queries/benchmark/vital-thresholds.rq
+    red_flags: tuple[str, ...]  # queries/benchmark/red-flag-findings.rq: in statement order, then by key
+    examined: frozenset[str]  # of those, what an examination finds (the rest is taken from the history)
+    history: frozenset[str]  # of those, what stays history (never resolved)
+    cauda_equina_features: tuple[str, ...]
+    examined_deficits: tuple[str, ...]
+    contexts: tuple[str, ...]
 
 
-def _terminology() -> Terminology:
+def read_terminology(ontology: Path | None = None) -> Terminology:
+    """What the generator codes patients with, from the shipped encoding or from an ``ontology`` folder."""
     from rdflib import RDFS
 
     from reasoner import resources
     from reasoner.guideline import Guideline
     from reasoner.queries import load_folder
 
-    guideline = Guideline.load()
+    guideline = Guideline.load(ontology=ontology)
     codes = {key: tuple((c.system, c.code, c.display)
                         for c in sorted(codings, key=lambda c: (c.match != "exact", c.system, c.code)))
              for key, codings in guideline.codings_by_key.items()}
@@ -115,10 +124,20 @@ def _terminology() -> Terminology:
                   for r in graph.query(queries["lumbar-sites"].prepared()))
     vitals = {str(row["key"]): {k: (v.toPython() if v is not None else None) for k, v in row.asdict().items()}
               for row in graph.query(queries["vital-thresholds"].prepared())}
-    return Terminology(codes, labels, parents, sites, vitals)
+    flags = [(str(r["key"]), bool(r["exam"].toPython()), bool(r["history"].toPython()))
+             for r in graph.query(queries["red-flag-findings"].prepared())]
+
+    def keys(name: str) -> tuple[str, ...]:
+        return tuple(str(r["key"]) for r in graph.query(queries[name].prepared()))
+
+    return Terminology(codes, labels, parents, sites, vitals, red_flags=tuple(k for k, _, _ in flags),
+                       examined=frozenset(k for k, exam, _ in flags if exam),
+                       history=frozenset(k for k, _, history in flags if history),
+                       cauda_equina_features=keys("cauda-equina-features"),
+                       examined_deficits=keys("examined-deficits"), contexts=keys("contexts"))
 
 
-TERMINOLOGY = _terminology()
+TERMINOLOGY = read_terminology()
 CODES = TERMINOLOGY.codes
 LABELS = TERMINOLOGY.labels
 PARENTS = TERMINOLOGY.parents
@@ -126,16 +145,11 @@ LUMBAR_SITES = TERMINOLOGY.lumbar_sites
 BACK_SITE: Code = (SNOMED, "77568009", "Back")
 EXAM_CODE: Code = (SNOMED, "5880005", "Physical examination procedure")
 
-RED_FLAG_KEYS = ("fever", "tachycardia", "motor-weakness", "sensory-change", "reflex-asymmetry", "gait-abnormality",
-                 "abnormal-spinal-curvature", "lymphadenopathy", "unintentional-weight-loss", "night-pain",
-                 "history-of-cancer", "bladder-dysfunction", "bowel-dysfunction", "sexual-dysfunction",
-                 "saddle-anesthesia", "bilateral-leg-weakness", "cauda-equina-syndrome",
-                 "progressive-neurologic-deficit")
-CAUDA_EQUINA_FEATURES = ("bladder-dysfunction", "bowel-dysfunction", "sexual-dysfunction", "saddle-anesthesia",
-                         "bilateral-leg-weakness")
-NEURO_DEFICITS = ("motor-weakness", "sensory-change", "reflex-asymmetry")
-HISTORY_KEYS = frozenset({"unintentional-weight-loss", "night-pain", "history-of-cancer", "bladder-dysfunction",
-                          "bowel-dysfunction", "sexual-dysfunction"})
+RED_FLAG_KEYS = TERMINOLOGY.red_flags
+CAUDA_EQUINA_FEATURES = TERMINOLOGY.cauda_equina_features
+NEURO_DEFICITS = TERMINOLOGY.examined_deficits
+HISTORY_KEYS = frozenset(RED_FLAG_KEYS) - TERMINOLOGY.examined  # asked about rather than examined
+CONTEXT_KEYS = TERMINOLOGY.contexts
 
 CONCLUSION_TEXT: dict[str, str] = {
     "spinal-metastasis": "Enhancing destructive lesion of L2 with paraspinal soft tissue extension: metastasis.",
@@ -461,7 +475,8 @@ def _context(p: _Patient, key: str) -> None:
     code = _local(key)
     form = p.pick({"flag": 0.5, "condition": 0.25, "observation": 0.25})
     if form == "flag":
-        _flag(p, code, text=f"{LABELS[key]}: {p.rng.choice(CONTEXT_TEXT[key])}")
+        reasons = CONTEXT_TEXT.get(key)
+        _flag(p, code, text=f"{LABELS[key]}: {p.rng.choice(reasons)}" if reasons else LABELS[key])
     elif form == "condition":
         _condition(p, code)
     else:
@@ -635,12 +650,12 @@ def _noise_entered_in_error(p: _Patient) -> None:
     elif kind == "mass":
         _condition(p, CODES["palpable-lumbar-mass"][0], verification="entered-in-error", site=LUMBAR_SITES[0])
     else:
-        key = p.rng.choice(("mri-contraindicated", "mri-unavailable"))
+        key = p.rng.choice(CONTEXT_KEYS)
         _flag(p, _local(key), status=p.pick({"entered-in-error": 0.5, "inactive": 0.5}))
 
 
 def _noise_resolved(p: _Patient) -> None:
-    keys = _unrelated(p, [k for k in RED_FLAG_KEYS if k != "history-of-cancer"])  # a history stays a history
+    keys = _unrelated(p, [k for k in RED_FLAG_KEYS if k not in TERMINOLOGY.history])  # a history stays a history
     if not keys:
         return _noise_condition(p)
     _condition(p, _concept_code(p, p.rng.choice(keys)), clinical=p.pick({"resolved": 0.7, "inactive": 0.3}))
@@ -795,8 +810,6 @@ def _implausible_vital(p: _Patient) -> None:
         p.heart_rate = "implausible"
 
 
-NEURO = ("motor-weakness", "sensory-change", "reflex-asymmetry", "bilateral-leg-weakness")
-
 
 @dataclass(frozen=True)
 class Branch:
@@ -849,10 +862,10 @@ BRANCHES: tuple[Branch, ...] = (
     Branch("progressive-deficit", 2, _with(_core, _progressive_deficit),
            "severe or progressive neurologic deficit: neurosurgical evaluation (S35)"),
     Branch("mri-contraindicated", 2, _with(_core, _ctx("mri-contraindicated")), "CT with contrast instead (S19)"),
-    Branch("mri-contraindicated-deficit", 2, _with(_core, _ctx("mri-contraindicated"), _one_of(NEURO)),
+    Branch("mri-contraindicated-deficit", 2, _with(_core, _ctx("mri-contraindicated"), _one_of(NEURO_DEFICITS)),
            "CT with contrast plus CT myelography (S19, S24)"),
     Branch("mri-unavailable", 2, _with(_core, _ctx("mri-unavailable")), "CT with contrast second line (S19)"),
-    Branch("mri-unavailable-deficit", 1, _with(_core, _ctx("mri-unavailable"), _one_of(NEURO)),
+    Branch("mri-unavailable-deficit", 1, _with(_core, _ctx("mri-unavailable"), _one_of(NEURO_DEFICITS)),
            "CT second line, no CT myelography (S24 names contraindication only)"),
     Branch("imaging-metastasis", 2.5, _with(_core, _maybe(0.5, _history_of_cancer),
                                             _imaging("mri-lumbar-wo-w-contrast", "spinal-metastasis")),

@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reasoner.bulk import BulkIndex, is_bulk_export, patient_of
+from reasoner.bulk import BulkIndex, is_bulk_export, patient_of, without_patient_note
 from reasoner.errors import InputError, OutputError, Terminated
 from reasoner.output import write_atomic
 from reasoner.text import printable
@@ -537,6 +537,7 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
         where = out if out is not None else Path(tempfile.gettempdir())
         raise OutputError(f"{printable(str(where))}: cannot write: {exc.strerror}") from None
     index: BulkIndex | None = None
+    without_patient = 0  # Bulk Data resources that name no patient: counted, not read
     progress: _Progress | None = None
     try:
         with _terminate_on_sigterm():
@@ -548,9 +549,7 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
                 total: int | None = len(index)
                 named_inputs: Iterable[tuple[str, str]] = index.names()
                 units: Iterator[Unit] = index.units()
-                if index.without_patient:
-                    sys.stderr.write(f"guideline-kg: {index.without_patient} resource(s) name no patient "
-                                     "(e.g. Practitioner); not read\n")
+                without_patient = index.without_patient
             elif source.is_dir():
                 listed = folder_units(source)
                 total, units, named_inputs = len(listed), iter(listed), [(u.name, u.source) for u in listed]
@@ -619,7 +618,7 @@ def _run(args: argparse.Namespace, source: Path, out: Path | None, fmt: str, to_
         if out is not None:
             _clean_partial_writes(out)
 
-    _summary(counts, named, time.monotonic() - started)
+    _summary(counts, named, time.monotonic() - started, without_patient)
     if output_error is not None:
         sys.stderr.write(f"guideline-kg: output error, the run stopped: {output_error}\n")
         return 3
@@ -647,13 +646,16 @@ def _input_digest(unit: Unit) -> str:
         return ""
 
 
-def _summary(counts: collections.Counter[Status | str], named: dict[Status, list[str]], seconds: float) -> None:
+def _summary(counts: collections.Counter[Status | str], named: dict[Status, list[str]], seconds: float,
+             without_patient: int = 0) -> None:
     done = counts[Status.REPORTED] + counts[Status.NONCONFORMING] + counts[Status.REFUSED]
     rate = done / seconds if seconds > 0 else 0.0
     skipped = f", {counts['skipped']} already done" if counts["skipped"] else ""
     sys.stderr.write(f"guideline-kg: {done} patients, {counts[Status.REPORTED]} conforming, "
                      f"{counts[Status.NONCONFORMING]} not conforming, {counts[Status.REFUSED]} refused{skipped}; "
                      f"{seconds:.1f} s ({rate:,.1f} patients/s)\n")
+    if without_patient:
+        sys.stderr.write(without_patient_note(without_patient))
     for status, label in ((Status.REFUSED, "refused"), (Status.NONCONFORMING, "not conforming")):
         if named[status]:
             sys.stderr.write(f"guideline-kg: {label}: {', '.join(printable(s) for s in named[status])}\n")

@@ -3,6 +3,12 @@
 Every line passes the single-file checks as it is indexed. Resources are grouped by the patient their
 ``subject``/``patient`` names (``Patient/<id>``, version-specific or not); identical repeats of a resource
 are one resource, different content under one type and id goes to the reader, which refuses it.
+
+One rule for every driver (this index for the batch, ``reasoner.spark`` for Spark), as the contract has it for
+a Bundle (a ``subject`` that resolves to no Patient of the bundle is refused): resources naming a patient that
+``Patient.ndjson`` does not hold make that patient id one refused input (``orphan_problem``); a line that fails
+the checks and says no patient is a refused input of its own; a resource naming no patient at all (a
+Practitioner) is counted and not read (``without_patient_note``). ``file_line`` files one line that way.
 """
 
 from __future__ import annotations
@@ -27,6 +33,60 @@ def is_bulk_export(folder: Path) -> bool:
 
 
 _PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+
+
+def orphan_problem(count: int) -> str:
+    """Why a patient id that resources name but ``Patient.ndjson`` does not hold is refused."""
+    return f"{count} resource(s) name this patient but Patient.ndjson does not hold it"
+
+
+def oversize_problem() -> str:
+    """Why a patient whose resources add up to more than a single file may hold is refused."""
+    return f"the patient's resources are over the {MAX_INPUT_BYTES} byte input limit"
+
+
+def without_patient_note(count: int) -> str:
+    """The summary's line for the resources that name no patient (counted, not read)."""
+    return f"guideline-kg: {count} resource(s) name no patient (e.g. Practitioner); not read\n"
+
+
+def check_line(raw: bytes, where: str) -> tuple[Any, str | None]:
+    """One Bulk Data line through the single-file checks: (resource, None), or (what a refused line may still
+    tell about whose it is, never used as data, or None; the problem)."""
+    try:
+        data = load_json(decode_input(raw, where), where)
+        if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+            raise InputError(f"{where}: not a FHIR resource (no resourceType)")
+        rid = data.get("id")
+        if rid is not None and not (isinstance(rid, str) and FHIR_ID.fullmatch(rid)):
+            raise InputError(f"{where}: id {str(rid)[:40]!r} is not a FHIR id")
+    except InputError as exc:
+        return _salvage(raw), str(exc)
+    return data, None
+
+
+def file_line(file_name: str, where: str, data: Any, problem: str | None) -> tuple[str | None, str | None]:
+    """(patient id, problem) of a checked line: whose it is, and why it refuses that patient (or itself).
+
+    A ``Patient.ndjson`` line without a usable id is a patient of its own, ``#<where>``. Patient id None: the
+    line names no patient; with a problem it is a refused input of its own, without one it is not read.
+    """
+    if file_name == "Patient.ndjson":
+        pid = data.get("id") if isinstance(data, dict) else None
+        return (pid if isinstance(pid, str) and FHIR_ID.fullmatch(pid) else f"#{where}"), problem
+    try:
+        return (patient_of(data) if isinstance(data, dict) else None), problem
+    except InputError as exc:
+        return None, problem or f"{where}: {exc}"
+
+
+def _salvage(raw: bytes) -> Any:
+    """What a refused line may still tell about whose it is (never used as data)."""
+    try:
+        value = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def patient_of(resource: dict[str, Any]) -> str | None:
@@ -80,26 +140,8 @@ class BulkIndex:
                 continue
             if not raw.strip():
                 continue
-            try:
-                data = load_json(decode_input(raw, where), where)
-                if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
-                    raise InputError(f"{where}: not a FHIR resource (no resourceType)")
-                rid = data.get("id")
-                if rid is not None and not (isinstance(rid, str) and FHIR_ID.fullmatch(rid)):
-                    raise InputError(f"{where}: id {str(rid)[:40]!r} is not a FHIR id")
-            except InputError as exc:
-                yield number, where, raw, self._salvage(raw), str(exc)
-                continue
-            yield number, where, raw, data, None
-
-    @staticmethod
-    def _salvage(raw: bytes) -> Any:
-        """What a refused line may still tell about whose it is (never used as data)."""
-        try:
-            value = json.loads(raw.decode("utf-8", errors="replace"))
-        except (ValueError, RecursionError):
-            return None
-        return value if isinstance(value, dict) else None
+            data, problem = check_line(raw, where)
+            yield number, where, raw, data, problem
 
     def _load(self) -> None:
         folder = self.folder.resolve()
@@ -118,17 +160,10 @@ class BulkIndex:
             for number, where, raw, data, problem in self._checked(folder / path.name):
                 seq += 1
                 digest = _canonical_digest(data) if problem is None else None
+                pid, problem = file_line(path.name, where, data, problem)
                 if is_patient_file:
-                    pid = data.get("id") if isinstance(data, dict) else None
-                    if not (isinstance(pid, str) and FHIR_ID.fullmatch(pid)):
-                        pid = f"#{where}"  # no id to group by: a patient of its own, named after its line
                     patients.append((pid, seq, raw if problem is None else None, digest, problem))
                     continue
-                pid = None
-                try:
-                    pid = patient_of(data) if isinstance(data, dict) else None
-                except InputError as exc:
-                    problem = problem or f"{where}: {exc}"
                 if pid is None:
                     if problem is not None:
                         strays.append((seq, where, problem))
@@ -158,7 +193,7 @@ class BulkIndex:
 
     def names(self) -> list[tuple[str, str]]:
         """(report name, source) of every patient, for the report-name check before any reasoning."""
-        return [(_bulk_name(pid), _bulk_source(pid)) for (pid,) in
+        return [(bulk_name(pid), bulk_source(pid)) for (pid,) in
                 self.db.execute("SELECT id FROM patient GROUP BY id ORDER BY min(seq)")]
 
     def units(self) -> Iterator[Unit]:
@@ -171,8 +206,7 @@ class BulkIndex:
             for pid, count in reader.execute(
                     "SELECT patient, count(*) FROM resource WHERE patient NOT IN (SELECT id FROM patient) "
                     "GROUP BY patient ORDER BY min(seq)"):
-                yield Unit(index, _bulk_name(pid), f"Patient/{pid}",
-                           problem=f"{count} resource(s) name this patient but Patient.ndjson does not hold it")
+                yield Unit(index, bulk_name(pid), f"Patient/{pid}", problem=orphan_problem(count))
                 index += 1
             for _seq, source, problem in reader.execute("SELECT seq, source, problem FROM stray ORDER BY seq"):
                 yield Unit(index, "", source, problem=problem)
@@ -181,7 +215,7 @@ class BulkIndex:
             reader.close()
 
     def _patient_unit(self, index: int, pid: str) -> Unit:
-        name, source = _bulk_name(pid), _bulk_source(pid)
+        name, source = bulk_name(pid), bulk_source(pid)
         lines: list[bytes] = []
         seen: dict[str, set[str | None]] = {}
         size = 0
@@ -197,8 +231,7 @@ class BulkIndex:
                 digests.add(digest)  # a different content under the same id goes to the reader, which refuses it
                 size += len(line)
                 if size > MAX_INPUT_BYTES:
-                    return Unit(index, name, source, problem=f"the patient's resources are over the "
-                                                             f"{MAX_INPUT_BYTES} byte input limit")
+                    return Unit(index, name, source, problem=oversize_problem())
                 lines.append(bytes(line))
         data = (b'{"resourceType":"Bundle","type":"collection","entry":['
                 + b",".join(b'{"resource":' + line + b"}" for line in lines) + b"]}")
@@ -208,11 +241,12 @@ class BulkIndex:
         self.db.close()
 
 
-def _bulk_name(pid: str) -> str:
+def bulk_name(pid: str) -> str:
+    """A patient's report name: its id, or for a Patient.ndjson line without one, the line (``Patient.ndjson-line-3``)."""
     return pid if not pid.startswith("#") else pid[1:].replace(" ", "-")
 
 
-def _bulk_source(pid: str) -> str:
+def bulk_source(pid: str) -> str:
     return f"Patient/{pid}" if not pid.startswith("#") else pid[1:]
 
 
@@ -222,4 +256,5 @@ def _canonical_digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-__all__ = ["BulkIndex", "is_bulk_export", "patient_of"]
+__all__ = ["BulkIndex", "is_bulk_export", "patient_of", "check_line", "file_line", "orphan_problem",
+           "oversize_problem", "without_patient_note", "bulk_name"]

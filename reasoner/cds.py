@@ -93,6 +93,7 @@ class Hook:
     alternatives_kind: str = ""  # concept kind whose argued-against orders get same-kind alternatives suggested
     override_kind: str = ""  # concept kind whose concepts are offered as override reasons
     documentation_prompt: str = ""  # the summary of the card listing what the record does not document
+    unnamed_suggestion: str = ""  # the concept key a red flag card names when the encoding names nothing suggested
 
 
 def hook_services(guideline: Guideline) -> dict[str, Hook]:
@@ -428,8 +429,10 @@ class CdsService:
         if data["red_flags"]:
             labels = ", ".join(f["label"] for f in data["red_flags"])
             lines = []
+            unnamed = self.services["patient-view"].unnamed_suggestion  # when the encoding names nothing
             for flag in data["red_flags"]:
-                lines += [f"**{_md(flag['label'])}** suggests {', '.join(flag['suggests']) or 'serious pathology'}",
+                suggests = ", ".join(flag["suggests"]) or unnamed
+                lines += [f"**{_md(flag['label'])}**" + (f" suggests {suggests}" if suggests else ""),
                           "", self._facts(report, flag["findings"]), "",
                           self._cite(flag["statements"], flag["citations"]), ""]
             cards.append(self._card(f"Red flags: {labels}", "warning", "\n".join(lines).strip(),

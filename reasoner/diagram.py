@@ -4,7 +4,8 @@ entry criterion -> red flags -> imaging algorithm (first line, fallbacks, what n
 order) -> urgent branches -> follow-up by result. Every box and arrow comes from
 the SPARQL files of ``queries/diagram/`` run over the loaded guideline, so the
 picture changes when the encoding does. Three renderings: SVG (laid out here, no
-Graphviz needed), Mermaid and Graphviz DOT.
+Graphviz needed), Mermaid and Graphviz DOT. The words it adds to the encoding's own
+labels (box titles, arrow labels) are data too (``gkg:PathwayWording`` in ontology/pathway.ttl).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from html import escape
 from typing import Any
 
 from reasoner import resources
+from reasoner.errors import GuidelineError
 from reasoner.guideline import Guideline
 from reasoner.queries import load_folder
 
 FORMATS = ("svg", "mermaid", "dot")
+# The roles of the diagram's own words (gkg:PathwayWording, by skos:notation): structure, not wording.
+WORDING_ROLES = ("red-flags-box", "against-box", "entry-to-red-flags", "to-fallback", "to-against", "to-urgent",
+                 "condition", "no-strength", "no-urgency")
 WRAP = 44
 
 
@@ -67,6 +72,16 @@ def _rows(guideline: Guideline, name: str) -> list[dict[str, Any]]:
     return [{n: (str(v) if v is not None else None) for n, v in zip(names, row, strict=True)} for row in result]
 
 
+def _wording(guideline: Guideline) -> dict[str, str]:
+    """The diagram's own words by role (queries/diagram/wording.rq); GuidelineError naming a missing role."""
+    found = {row["role"]: row["text"] for row in _rows(guideline, "wording")}
+    missing = sorted(set(WORDING_ROLES) - set(found))
+    if missing:
+        raise GuidelineError("the encoding gives no gkg:PathwayWording for the diagram's role(s) "
+                             + ", ".join(missing))
+    return found
+
+
 def _ids(statements: set[str]) -> str:
     return ", ".join(sorted(statements))
 
@@ -74,6 +89,7 @@ def _ids(statements: set[str]) -> str:
 def build_pathway(guideline: Guideline) -> Pathway:
     """Read the pathway from the guideline graph."""
     info = guideline.info
+    words = _wording(guideline)
     stages = [Stage(row["stage"], row["title"]) for row in _rows(guideline, "stages")]
     boxes: list[Box] = []
     arrows: list[Arrow] = []
@@ -102,10 +118,10 @@ def build_pathway(guideline: Guideline) -> Pathway:
     plain = [f for iri, f in flags.items() if iri not in urgent_of]
     if plain:
         statements = set().union(*(f["statements"] for f in plain))
-        boxes.append(Box("flags", "red-flags", "Look for (any one is a red flag)",
+        boxes.append(Box("flags", "red-flags", words["red-flags-box"],
                          [f["label"] for f in plain] + [_ids(statements)], "flag"))
     for entry_box in (b for b in boxes if b.stage == "entry"):
-        arrows.append(Arrow(entry_box.id, "flags", "examine"))
+        arrows.append(Arrow(entry_box.id, "flags", words["entry-to-red-flags"]))
 
     # Imaging: one box per recommended action, first line (strongest, most urgent) then fallbacks.
     imaging_for = _by_action([r for r in recs.values() if r["stage"] == "imaging" and r["direction"] == "for"])
@@ -116,10 +132,10 @@ def build_pathway(guideline: Guideline) -> Pathway:
     for i, (action, group) in enumerate(ordered):
         box_id = f"img-{action}"
         urgency = f" ({group['urgency']})" if group["urgency"] else ""
-        lines = [f"{group['strength'] or 'ungraded'}{urgency}"]
+        lines = [f"{group['strength'] or words['no-strength']}{urgency}"]
         if i == 0:
             first_id = box_id
-        lines += [f"when: {c}" for c in sorted(group["conditions"])]
+        lines += [f"{words['condition']}: {c}" for c in sorted(group["conditions"])]
         lines.append(_ids(group["statements"]))
         boxes.append(Box(box_id, "imaging", group["label"], lines, "first" if i == 0 else "fallback"))
         if i == 0 and plain:
@@ -127,27 +143,27 @@ def build_pathway(guideline: Guideline) -> Pathway:
         elif first_id and previous:
             # With an order of preference in the encoding, each fallback follows the study before it.
             ranked = group["preference"] != float("inf") and imaging_for[previous]["preference"] != float("inf")
-            arrows.append(Arrow(f"img-{previous}" if ranked else first_id, box_id, "fallback"))
+            arrows.append(Arrow(f"img-{previous}" if ranked else first_id, box_id, words["to-fallback"]))
         previous = action
     avoid = [r for r in recs.values() if r["direction"] == "against" and r["stage"] in ("imaging", "management")]
     if avoid:
         statements = set().union(*(r["statements"] for r in avoid))
-        boxes.append(Box("avoid", "imaging", "Do not",
+        boxes.append(Box("avoid", "imaging", words["against-box"],
                          [f"{r['actionLabel']}: {r['condition']}" if r["condition"] else r["actionLabel"]
                           for r in sorted(avoid, key=lambda r: r["actionLabel"])] + [_ids(statements)], "avoid"))
         if first_id:
-            arrows.append(Arrow(first_id, "avoid", "instead of"))
+            arrows.append(Arrow(first_id, "avoid", words["to-against"]))
 
     # Urgent branches: a box per red flag that opens one, with what it calls for.
     for i, (flag_iri, rec_iris) in enumerate(sorted(urgent_of.items(), key=lambda kv: flags[kv[0]]["label"])):
         group = [recs[r] for r in rec_iris if r in recs]
-        lines = [f"{(r['urgency'] or 'do').upper()}: {r['actionLabel']}" for r in
+        lines = [f"{(r['urgency'] or words['no-urgency']).upper()}: {r['actionLabel']}" for r in
                  sorted(group, key=lambda r: (-(int(r["rank"]) if r["rank"] else 0), r["actionLabel"]))]
         statements = set().union(flags[flag_iri]["statements"], *(r["statements"] for r in group))
         box_id = f"urgent{i}"
         boxes.append(Box(box_id, "urgent", flags[flag_iri]["label"], lines + [_ids(statements)], "urgent"))
         if plain:
-            arrows.append(Arrow("flags", box_id, "if present"))
+            arrows.append(Arrow("flags", box_id, words["to-urgent"]))
 
     # Follow-up: a box per result the guideline acts on (recommendations grouped by their condition).
     follow = [r for r in recs.values() if r["stage"] == "follow-up"]
@@ -162,7 +178,7 @@ def build_pathway(guideline: Guideline) -> Pathway:
         conditions = sorted({r["condition"] for r in group if r["condition"]})
         boxes.append(Box(box_id, "follow-up", f"{statement}: {title}",
                          [f"{r['actionLabel']} ({r['strength']})" for r in sorted(group, key=lambda r: r["id"])]
-                         + [f"when: {c}" for c in conditions]
+                         + [f"{words['condition']}: {c}" for c in conditions]
                          + [_ids(set().union(*(r["statements"] for r in group)))], "follow-up"))
         if first_id:
             arrows.append(Arrow(first_id, box_id))

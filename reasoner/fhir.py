@@ -196,9 +196,9 @@ def _show(text: str, limit: int = 40) -> str:
 
 
 def _plain(text: str, limit: int = 40) -> str:
-    """A value from the input for a Warning's text: quoted, with every character that is not printable, and the
-    backslash (SHACL message templates are filled by regular-expression substitution), shown as U+FFFD."""
-    return "'" + "".join(ch if ch.isprintable() and ch != "\\" else "\ufffd" for ch in text[:limit]) + "'"
+    """A value from the input for a Warning's text: quoted, with every character that is not printable shown as
+    U+FFFD (a backslash is kept: messages are filled literally, ``validate.fill_message``)."""
+    return "'" + "".join(ch if ch.isprintable() else "\ufffd" for ch in text[:limit]) + "'"
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

@@ -18,15 +18,19 @@ Report files
     readable report is an error, never an empty dataset.
 
 Loading
-    ``guideline-kg load REPORTS... --store DIR``: the guideline graphs are replaced, then
-    each patient graph is replaced whole (a patient loaded again has its old graph
-    removed first), so loading is incremental and idempotent per patient. New quads go
-    in with ``Store.bulk_extend`` in batches (sorted files written directly, no
-    transaction log).
+    ``guideline-kg load REPORTS... --store DIR``: the guideline graphs are replaced, then each
+    patient graph is replaced whole (a patient loaded again has its old graph removed first), so
+    loading is incremental and idempotent per patient. Graphs new to the store (the usual case) go
+    in with one ``Store.bulk_load`` fed report by report, each report's N-Quads followed by the
+    same triples in the default graph: no check per triple against the store, and the N-Quads a
+    batch writes are handled as text (bytes operations, checked by Oxigraph's parser), with no
+    Python work per quad (:func:`load_reports`). ``bulk_load`` is not a transaction: an
+    interrupted load is repaired by loading the same reports again.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 import sys
@@ -54,7 +58,6 @@ RDF_TYPE = ox.NamedNode(str(RDF.type))
 RDF_SUFFIXES = {".nq": ox.RdfFormat.N_QUADS, ".ttl": ox.RdfFormat.TURTLE, ".jsonld": ox.RdfFormat.JSON_LD,
                 ".nt": ox.RdfFormat.N_TRIPLES}
 REPORT_SUFFIXES = (*RDF_SUFFIXES, ".json")
-BATCH = 2000  # report graphs per bulk_extend
 
 
 def report_graph_name(patient: str) -> str:
@@ -232,14 +235,6 @@ def inferred_triples(guideline: Any) -> Graph:
 # --- the store -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Loaded:
-    reports: int
-    replaced: int
-    quads: int
-    seconds: float
-
-
 def open_store(folder: Path, read_only: bool = False) -> ox.Store:
     """An on-disk store; read-only opening needs one made by ``load``."""
     try:
@@ -261,13 +256,15 @@ def in_default_graph(quads: list[ox.Quad]) -> list[ox.Quad]:
     return [ox.Quad(q.subject, q.predicate, q.object, DEFAULT) for q in quads]
 
 
+_REMOVE = ("DELETE {{ ?s ?p ?o }} WHERE {{ GRAPH <{g}> {{ ?s ?p ?o }} "
+           "FILTER NOT EXISTS {{ GRAPH ?other {{ ?s ?p ?o }} FILTER (?other != <{g}>) }} }} ;\n"
+           "DROP SILENT GRAPH <{g}>")
+
+
 def remove_graph(store: ox.Store, graph: ox.NamedNode) -> None:
-    """Remove a named graph, and from the default graph (the union) each of its triples no other graph holds."""
-    old = list(store.quads_for_pattern(None, None, None, graph))
-    store.remove_graph(graph)
-    for quad in old:
-        if not any(q.graph_name != DEFAULT for q in store.quads_for_pattern(quad.subject, quad.predicate, quad.object)):
-            store.remove(ox.Quad(quad.subject, quad.predicate, quad.object, DEFAULT))
+    """Remove a named graph, and from the default graph (the union) each of its triples no other graph holds:
+    one update, so one transaction (a crash leaves the graph whole or gone, never half)."""
+    store.update(_REMOVE.format(g=graph.value))
 
 
 def replace_graph(store: ox.Store, name: str, quads: list[ox.Quad]) -> None:
@@ -288,40 +285,205 @@ def load_guideline(store: ox.Store, guideline: Any) -> int:
     return len(asserted) + len(inferred)
 
 
-def load_reports(store: ox.Store, reports: Iterable[ReportGraph], progress: Any = None) -> Loaded:
-    """Each report's graph replaced whole; new quads bulk-loaded ``BATCH`` reports at a time."""
+# --- bulk loading --------------------------------------------------------------------------------
+
+_PATIENT_TYPE = f"> <{RDF.type}> <{GKG.Patient}> <".encode()
+
+
+@dataclass(frozen=True)
+class BulkReport:
+    """A report graph as ``Store.bulk_load`` reads it: N-Quads text of its quads in its graph, then of the
+    same triples in the default graph (the union); ``quads`` counts the first half."""
+
+    name: str
+    text: bytes
+    quads: int
+    path: Path
+
+
+def _canonical_nquads(path: Path) -> BulkReport | None:
+    """The fast reading of an N-Quads report as the batch writes it (every line ``<...> ... <G> .`` in the graph
+    ``G = <patient>/report`` of its one gkg:Patient, no blank node, no escape, no comment): bytes operations
+    only, no Python work per quad. None for any other file.
+
+    Exact: every line starts with ``<`` (no comment) and ends in `` <G> .``; with that suffix cut, each line
+    must still be a triple (a triple whose object is <G> loses its object and fails) and the syntax is checked
+    by Oxigraph's parser (one statement a line) before the report is handed on."""
+    if path.suffix.lower() != ".nq":
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not data.startswith(b"<") or not data.endswith(b"\n") or b"_:" in data or b"\\" in data or b"\r" in data:
+        return None  # blank nodes (renamed per file) and escapes (which could spell a second patient): careful path
+    at = data.find(_PATIENT_TYPE)
+    if at < 0 or data.find(_PATIENT_TYPE, at + 1) >= 0:
+        return None
+    start = data.rfind(b"\n", 0, at) + 1
+    subject = data[start:at + 1]
+    if not subject.startswith(b"<") or b" " in subject or b">" in subject[:-1]:
+        return None
+    name = report_graph_name(subject[1:-1].decode("utf-8", "replace"))
+    suffix = f" <{name}> .\n".encode()
+    if not data.startswith(suffix, data.index(b"\n", at) + 1 - len(suffix)):
+        return None  # the gkg:Patient triple is not in its graph
+    lines = data.count(b"\n")
+    if data.count(suffix) != lines or data.count(b"\n<") != lines - 1:
+        return None
+    default = data.replace(suffix, b" .\n")
+    try:
+        collections.deque(ox.parse(default, format=ox.RdfFormat.N_TRIPLES, base_iri=INPUT_BASE), maxlen=0)
+    except (SyntaxError, ValueError):
+        return None  # the careful reader says what is wrong
+    return BulkReport(name, data + default, lines, path)
+
+
+def bulk_report(path: Path) -> BulkReport:
+    """Any report file ready for bulk loading; raises InputError naming the file. Blank nodes get fresh
+    identifiers (labels no other report uses: ``bulk_load`` keeps one label one node within a load)."""
+    fast = _canonical_nquads(path)
+    if fast is not None:
+        return fast
+    report = read_report_graph(path)  # its blank nodes already renamed
+    text = ox.serialize(report.quads + in_default_graph(report.quads), format=ox.RdfFormat.N_QUADS)
+    assert text is not None
+    return BulkReport(report.name, text, len(report.quads), report.path)
+
+
+class _Stream:
+    """What ``Store.bulk_load`` reads: the texts of reports, one after the other, as a binary file.
+
+    An error while making the next text (a bad report, a second report of a patient) ends the stream
+    at the end of the previous report, so the load commits whole reports only; the error is kept in
+    ``error`` and raised once the load is over."""
+
+    def __init__(self, reports: Iterator[BulkReport]) -> None:
+        self.reports = reports
+        self.buffer = memoryview(b"")
+        self.error: BaseException | None = None
+        self.quads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.buffer:
+            if self.error is not None:
+                return b""
+            try:
+                report = next(self.reports)
+            except StopIteration:
+                return b""
+            except BaseException as exc:  # noqa: BLE001 - raised by load_reports once the load is over
+                self.error = exc
+                return b""
+            self.buffer = memoryview(report.text)
+            self.quads += report.quads
+        if size is None or size < 0 or size >= len(self.buffer):
+            chunk, self.buffer = self.buffer, memoryview(b"")
+        else:
+            chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+        return bytes(chunk)
+
+
+def _bulk_load(store: ox.Store, reports: Iterator[BulkReport]) -> int:
+    """Bulk-load the reports' texts in one ``Store.bulk_load`` (Oxigraph parses in this thread and writes
+    sorted files in others, a million quads at a time); the quads in named graphs loaded."""
+    stream = _Stream(reports)
+    try:
+        # lenient: each text was parsed (IRIs checked) when it was made (_canonical_nquads, or ox.serialize of
+        # what the careful reader parsed); Oxigraph's IRI checks are a tenth of a bulk load
+        store.bulk_load(stream, ox.RdfFormat.N_QUADS, base_iri=INPUT_BASE, lenient=True)
+    except SyntaxError as exc:  # every text was parsed before it was handed on: not a report's fault
+        raise InputError(f"the store: bulk loading failed: {' '.join(str(exc).split())[:200]}") from None
+    except OSError as exc:
+        if stream.error is not None:
+            raise stream.error from None
+        raise InputError(f"the store: cannot write: {' '.join(str(exc).split())[:200]}") from None
+    if stream.error is not None:
+        raise stream.error
+    return stream.quads
+
+
+REPLACE_CHUNK = 500  # reports replaced at a time: their old graphs removed, then the new ones bulk-loaded
+
+
+@dataclass
+class Loaded:
+    reports: int
+    replaced: int
+    quads: int
+    seconds: float
+
+
+def load_reports(store: ox.Store, sources: Iterable[Path], progress: Any = None) -> Loaded:
+    """Every report of ``sources`` into the store, its graph replaced whole; two reports of one patient refused.
+
+    A patient whose graph is not in the store yet (the usual case) is bulk-loaded: no check per triple,
+    nothing to remove, one ``Store.bulk_load`` for all of them, fed report by report (:class:`_Stream`).
+    A patient whose graph is there is replaced after that load (the careful path: the old graph removed
+    with :func:`remove_graph`, which sees every other graph, then the new one bulk-loaded).
+
+    ``Store.bulk_load`` is not a transaction: a crash (or a kill) in the middle leaves the batches of a
+    million quads already written, so a report can be there in part. Loading the same reports again repairs
+    it: a report whose graph is there, even in part, is replaced whole; one whose graph did not come in is
+    loaded, and its default-graph triples written again (the default graph is a set)."""
     started = time.monotonic()
-    count = replaced = total = 0
-    pending: list[ox.Quad] = []
-    for report in reports:
-        graph = ox.NamedNode(report.name)
-        if store.contains_named_graph(graph):
-            remove_graph(store, graph)
-            replaced += 1
-        pending.extend(report.quads)
-        pending.extend(in_default_graph(report.quads))
-        count += 1
-        total += len(report.quads)
-        if count % BATCH == 0:
-            store.bulk_extend(pending)
-            pending = []
+    seen: dict[str, Path] = {}
+    again: list[Path] = []
+    counts = {"reports": 0, "replaced": 0}
+
+    def new_reports() -> Iterator[BulkReport]:
+        for source in sources:
+            for path in report_files(source):
+                report = bulk_report(path)
+                if report.name in seen:
+                    raise InputError(f"{path.name}: a second report for the patient of <{report.name}> "
+                                     f"(the first: {seen[report.name].name})")
+                seen[report.name] = path
+                counts["reports"] += 1
+                if store.contains_named_graph(ox.NamedNode(report.name)):
+                    again.append(path)
+                    continue
+                if progress is not None:
+                    progress.update(1)
+                yield report
+
+    total = _bulk_load(store, new_reports())
+    for start in range(0, len(again), REPLACE_CHUNK):
+        chunk = [bulk_report(path) for path in again[start:start + REPLACE_CHUNK]]
+        for report in chunk:
+            remove_graph(store, ox.NamedNode(report.name))
+        # after the chunk's removals: a triple an old graph shared with a new one is written again
+        total += _bulk_load(store, iter(chunk))
+        counts["replaced"] += len(chunk)
         if progress is not None:
-            progress.update(1)
-    if pending:
-        store.bulk_extend(pending)
+            progress.update(len(chunk))
     store.optimize()
-    return Loaded(count, replaced, total, time.monotonic() - started)
+    return Loaded(counts["reports"], counts["replaced"], total, time.monotonic() - started)
 
 
 def store_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bool | None = None) -> Loaded:
-    """``guideline-kg load``: the guideline graphs and every report of ``sources`` into the store at ``store_dir``."""
+def remove_unfinished(store_dir: Path) -> int:
+    """Remove the files a killed ``Store.bulk_load`` left in the store's folder (``bulk-*.sst``: sorted files
+    written before they were handed to RocksDB, which never knew them). Called with the store open read-write,
+    so under RocksDB's lock: no other process is loading. The number removed."""
+    removed = 0
+    for leftover in store_dir.glob("bulk-*.sst"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bool | None = None,
+         precompute: bool = True) -> Loaded:
+    """``guideline-kg load``: the guideline graphs and every report of ``sources`` into the store at ``store_dir``;
+    then, with ``precompute``, the stored answers of the marked named queries (:mod:`reasoner.views`)."""
     total = count_reports(sources)  # every source is checked (and a folder without reports refused) before writing
     store = open_store(store_dir)
     try:
+        remove_unfinished(store_dir)
         load_guideline(store, guideline)
         bar = None
         if show_progress is None:
@@ -331,22 +493,28 @@ def load(store_dir: Path, sources: list[Path], guideline: Any, show_progress: bo
 
             bar = tqdm(total=total, unit="report", file=sys.stderr, mininterval=0.5)
         try:
-            return load_reports(store, iter_reports(sources), bar)
+            loaded = load_reports(store, sources, bar)
         finally:
             if bar is not None:
                 bar.close()
     finally:
         store.flush()
         del store
+    if not precompute:
+        return loaded
+    from reasoner import views
+
+    views.refresh(store_dir)  # the answers of the queries marked '#+ precompute: yes', for this store as loaded
+    return loaded
 
 
 class TemporaryStore:
     """A store in a temporary folder (``--reports DIR`` without ``--store``), removed on close."""
 
-    def __init__(self, sources: list[Path], guideline: Any) -> None:
+    def __init__(self, sources: list[Path], guideline: Any, precompute: bool = True) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="guideline-kg-store-"))
         try:
-            self.loaded = load(self.folder, sources, guideline, show_progress=False)
+            self.loaded = load(self.folder, sources, guideline, show_progress=False, precompute=precompute)
         except BaseException:
             self.close()
             raise
@@ -406,10 +574,17 @@ def query_population(query: Any, bindings: dict[Any, Any], store: Path | None = 
     from reasoner.errors import GuidelineError
 
     query.prepared()
-    temporary = TemporaryStore([reports], guideline) if store is None and reports is not None else None
+    # one query over a temporary store: evaluated, not worked out with every marked query first (that pays for serve)
+    temporary = (TemporaryStore([reports], guideline, precompute=False)
+                 if store is None and reports is not None else None)
     try:
         folder = temporary.folder if temporary is not None else store
         assert folder is not None
+        from reasoner import views
+
+        stored = views.answer(folder, query.text, {str(k): _ox_term(v) for k, v in bindings.items()})
+        if stored is not None:  # worked out when the store was loaded, and the store has not changed since
+            return Result.parse(io.BytesIO(stored), format="json")
         handle = open_store(folder, read_only=True)
         substitutions = {ox.Variable(str(k)): _ox_term(v) for k, v in bindings.items()}
         try:

@@ -9,8 +9,10 @@ Input, as for ``recommend`` in batch mode:
   named ``line-0000001`` after its line;
 * a FHIR Bulk Data export folder (``Patient.ndjson`` and one NDJSON per resource type; a path or a
   Hadoop URI): each resource is keyed by the patient its ``subject``/``patient`` names and the
-  patients are gathered by a shuffle (``groupByKey``); resources naming no patient of the export
-  are counted and reported, never reasoned over.
+  patients are gathered by a shuffle (``groupByKey``). The batch's rule (``reasoner.bulk``), in its
+  words: a patient id that resources name but ``Patient.ndjson`` does not hold is one refused input,
+  a line that fails the checks and names no patient is one too, and a resource naming no patient
+  (a Practitioner) is counted (``resources_without_patient``), never read.
 
 Every Python worker loads the guideline and the engine once (a lazy module-level singleton, taken
 out of the garbage collector's way like a batch worker) and reasons over its partitions with the
@@ -110,7 +112,7 @@ def reason_one(guideline: Any, engine: Any, name: str, kind: str, payload: Any, 
         unit = Unit(0, name, name, data=bytes(payload))
     elif kind == "bundle":
         try:
-            unit = Unit(0, name, f"Patient/{name}", data=bulk_bundle(name, payload).encode("utf-8"))
+            unit = Unit(0, name, f"Patient/{name}", data=bulk_bundle(payload).encode("utf-8"))
         except InputError as exc:
             unit = Unit(0, name, f"Patient/{name}", problem=str(exc))
     else:
@@ -133,21 +135,28 @@ def _decode(data: bytes, what: str) -> str:
         raise InputError(f"{what}: not UTF-8 text (byte {exc.start})") from None
 
 
-def bulk_bundle(name: str, lines: list[tuple[str, int, bytes]]) -> str:
+def bulk_bundle(lines: list[tuple[str, int, bytes]]) -> str:
     """The Bundle of one Bulk Data patient, as the batch builds it: its Patient, then its resources in export order.
 
     ``lines`` are (file, line number, raw line); the Patient.ndjson lines first, then the other files
-    in name order, each in line order.
+    in name order, each in line order. Over the single-file limit in all: refused in the batch's words.
     """
+    from reasoner.bulk import oversize_problem
+    from reasoner.patient import MAX_INPUT_BYTES
+
     texts = []
+    size = 0
     seen: set[tuple[str, str]] = set()
     for file_name, number, raw in sorted(lines, key=lambda item: (item[0] != "Patient.ndjson", item[0], item[1])):
-        text = _decode(raw, f"{name}: {file_name} line {number}").strip()
+        text = _decode(raw, f"{file_name} line {number}").strip()
         identity = _identity(text)
         if identity is not None and identity in seen:
             continue  # the same resource again, identical: one resource (contract: duplicates)
         if identity is not None:
             seen.add(identity)  # different content under the same type and id goes to the reader, which decides
+        size += len(raw)
+        if size > MAX_INPUT_BYTES:
+            raise InputError(oversize_problem())
         texts.append(text)
     return ('{"resourceType":"Bundle","type":"collection","entry":['
             + ",".join('{"resource":' + text + "}" for text in texts) + "]}")
@@ -354,33 +363,54 @@ def session_builder(master: str | None, scratch: Path, app_name: str = "guidelin
     return builder
 
 
-def _patient_key(seq: int, raw: bytes, file_name: str) -> tuple[str | None, tuple[str, int, bytes]]:
-    """A Bulk Data line keyed by its patient (None when it names none), as the batch's index keys it."""
-    from reasoner.bulk import patient_of as _patient_of
+# A Bulk Data run's inputs in the batch's order (``reasoner.bulk.BulkIndex.units``): the patients of Patient.ndjson,
+# then the patient ids only other files name, then the lines that name no patient and fail the checks.
+PATIENTS, ORPHANS, STRAYS = 0, 1, 2
+
+
+def _seq(group: int, file_index: int, number: int) -> int:
+    """An input's place in that order: its group, then the file (Patient.ndjson first, then by name), then the line."""
+    return (group << 56) | (file_index << 36) | number
+
+
+BulkLine = tuple[str, int, bytes, "str | None", int]  # file, line number, raw line, problem, file index
+
+
+def _patient_key(seq: int, raw: bytes, file_name: str, file_index: int = 0) -> tuple[Any, BulkLine]:
+    """A Bulk Data line keyed by its patient, checked and filed as the batch's index files it (``reasoner.bulk``).
+
+    The key is None for a resource that names no patient (counted, not read), and ``(file index, line number)``
+    for a line that fails the checks and names no patient (a refused input of its own).
+    """
+    from reasoner.bulk import check_line, file_line
 
     number = seq + 1
     raw = bytes(raw)
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        data = None
-    except ValueError:  # not JSON, or not UTF-8: what it says of its patient still files it there, to refuse him
-        try:
-            data = json.loads(raw.decode("utf-8", errors="replace"))
-        except (ValueError, RecursionError):
-            data = None
-    if not isinstance(data, dict):
-        data = None
-    if file_name == "Patient.ndjson":
-        pid = data.get("id") if data else None
-        if not isinstance(pid, str) or not pid:
-            pid = f"Patient.ndjson-line-{number}"
-    else:
-        try:
-            pid = _patient_of(data) if data else None
-        except InputError:
-            pid = None
-    return pid, (file_name, number, raw)
+    where = f"{file_name} line {number}"
+    data, problem = check_line(raw, where)
+    pid, problem = file_line(file_name, where, data, problem)
+    key: Any = pid if pid is not None or problem is None else (file_index, number)
+    return key, (file_name, number, raw, problem, file_index)
+
+
+def gather(key: Any, lines: Iterable[BulkLine]) -> tuple[int, str, str, Any]:
+    """One input of a Bulk Data run, (seq, name, kind, payload), from the lines filed under one key: a patient's
+    Bundle, or a refusal in the batch's words (the first bad line of the patient, a patient id Patient.ndjson
+    does not hold, a bad line of no patient)."""
+    from reasoner.bulk import bulk_name, orphan_problem
+
+    ordered = sorted(lines, key=lambda line: (line[4], line[1]))
+    file_name, number, _raw, problem, file_index = ordered[0]
+    if isinstance(key, tuple):
+        return _seq(STRAYS, file_index, number), f"{file_name} line {number}", "problem", problem
+    name = bulk_name(key)
+    if file_name != "Patient.ndjson":
+        return _seq(ORPHANS, file_index, number), name, "problem", orphan_problem(len(ordered))
+    seq = _seq(PATIENTS, file_index, number)
+    problem = next((line[3] for line in ordered if line[3] is not None), None)
+    if problem is not None:
+        return seq, name, "problem", problem
+    return seq, name, "bundle", [(line[0], line[1], line[2]) for line in ordered]
 
 
 def _lines(spark: Any, uri: str) -> Any:
@@ -443,40 +473,30 @@ class Job:
 
     def _bulk(self, storage: Storage) -> Any:
         self.kind = "bulk"
+        names = sorted((n for n in storage.names() if n.endswith(".ndjson") and not n.startswith(".")),
+                       key=lambda n: (n != "Patient.ndjson", n))  # the batch's file order
         keyed = []
-        for file_name in storage.names():
-            if not file_name.endswith(".ndjson") or file_name.startswith("."):
-                continue
+        for file_index, file_name in enumerate(names):
             lines = _lines(self.spark, storage.uri(file_name)).filter(lambda pair: not _blank(pair[1]))
-            keyed.append(lines.map(lambda pair, f=file_name: _patient_key(pair[0], pair[1], f)))
+            keyed.append(lines.map(lambda pair, f=file_name, i=file_index: _patient_key(pair[0], pair[1], f, i)))
         everything = self.sc.union(keyed)
         without = self.sc.accumulator(0)
-        unknown = self.sc.accumulator(0)
 
-        def attached(item: tuple[str | None, Any]) -> bool:
+        def attached(item: tuple[Any, BulkLine]) -> bool:
             if item[0] is None:
                 without.add(1)
                 return False
             return True
 
-        def patients(group: tuple[str, Iterable[tuple[str, int, bytes]]]) -> Iterator[tuple[int, str, str, Any]]:
-            pid, lines = group[0], list(group[1])
-            first = [number for file_name, number, _raw in lines if file_name == "Patient.ndjson"]
-            if not first:
-                unknown.add(len(lines))
-                return
-            yield (min(first), pid, "bundle", lines)
-
-        self._bulk_counters = (without, unknown)
-        return everything.filter(attached).groupByKey(self.target).flatMap(patients)
+        self._without = without
+        return everything.filter(attached).groupByKey(self.target).map(lambda group: gather(group[0], group[1]))
 
     def bulk_counts(self) -> dict[str, int]:
-        """Resources of no patient of the export (accumulators: a task Spark runs again counts again)."""
+        """Resources that name no patient, counted and not read (an accumulator: a task Spark runs again counts
+        again)."""
         if self.kind != "bulk":
             return {}
-        without, unknown = self._bulk_counters
-        return {"resources_without_patient_reference": int(without.value),
-                "resources_of_unknown_patients": int(unknown.value)}
+        return {"resources_without_patient": int(self._without.value)}
 
 
 def check_local_output(out: str, source: str) -> None:
@@ -577,14 +597,15 @@ def make_engine_name(engine_name: str | None) -> str:
 
 
 def _summary_line(summary: dict[str, Any]) -> str:
-    extra = ""
-    if summary["input_kind"] == "bulk":
-        orphans = summary["resources_without_patient_reference"] + summary["resources_of_unknown_patients"]
-        extra = f", {orphans} resources of no patient of the export"
+    """The batch's summary: the same line, and the same line for the resources that name no patient."""
+    from reasoner.bulk import without_patient_note
+
     rate = summary["patients_per_second"] or 0.0
-    return (f"guideline-kg: {summary['patients']} patients, {summary['report']} conforming, "
-            f"{summary['nonconforming']} not conforming, {summary['refused']} refused{extra}; "
+    without = summary.get("resources_without_patient", 0)
+    line = (f"guideline-kg: {summary['patients']} patients, {summary['report']} conforming, "
+            f"{summary['nonconforming']} not conforming, {summary['refused']} refused; "
             f"{summary['seconds']:.1f} s ({rate:,.1f} patients/s)\n")
+    return line + (without_patient_note(without) if without else "")
 
 
 def start_session(builder: Any, log: Path) -> Any:

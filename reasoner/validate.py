@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rdflib import RDF, BNode, Graph, Literal, Namespace, URIRef
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
 SEVERITY = {SH.Violation: "Violation", SH.Warning: "Warning", SH.Info: "Info"}
+# {?name} or {$name} in an sh:message (SHACL 5.3.2)
+PLACEHOLDER = re.compile(r"\{[?$]([^{}]*)\}")
+
+
+def fill_message(template: str, bound: Mapping[str, Any]) -> str:
+    """An sh:message with each {?name}/{$name} of a bound variable replaced by the variable's value as text,
+    in one pass: a value is copied as it is (a backslash, or a placeholder inside a value, is not read again).
+    A placeholder of an unbound variable is left as written. Both engines fill messages with this."""
+    return PLACEHOLDER.sub(lambda m: str(bound[m[1]]) if m[1] in bound else m[0], template)
+
+
+def _format_sparql_based_result_message(self: Any, msg: str, bound_vars: Any) -> str:
+    """pySHACL's ``ConstraintComponent._format_sparql_based_result_message`` with the same bindings, filled by
+    ``fill_message``. pySHACL's own fills each variable with ``re.sub``, whose replacement text reads
+    backslashes as escapes: a value holding ``\\1`` crashed validation, ``\\b`` became a backspace."""
+    bound: dict[str, Any] = {}
+    if isinstance(bound_vars, (tuple, list)):
+        if len(bound_vars) == 4:
+            bound.update(bound_vars[3])
+            bound_vars = bound_vars[:3]
+        if len(bound_vars) == 3:
+            for name, node in zip(("this", "path", "value"), bound_vars):
+                if node is not None:
+                    bound[name] = node
+    elif isinstance(bound_vars, dict):
+        bound.update(bound_vars)
+    else:
+        return msg
+    return fill_message(msg, bound)
+
+
+def _fill_messages_literally() -> None:
+    """Make pySHACL fill SPARQL-based messages with ``fill_message`` (its one method that does it replaced;
+    pySHACL itself unchanged otherwise). Fails loudly if a pySHACL release no longer has that method."""
+    from pyshacl.constraints.constraint_component import ConstraintComponent
+
+    if not callable(getattr(ConstraintComponent, "_format_sparql_based_result_message", None)):
+        raise RuntimeError("pySHACL has no ConstraintComponent._format_sparql_based_result_message: "
+                           "read reasoner/validate.py against this pySHACL release")
+    ConstraintComponent._format_sparql_based_result_message = _format_sparql_based_result_message
 
 
 @dataclass(frozen=True)
@@ -75,6 +118,7 @@ def validate(data: Graph, shapes: Graph) -> list[ShapeResult]:
     """Validate ``data`` (never mutated) against ``shapes``."""
     from pyshacl import validate as shacl_validate  # ~15 ms to import; most runs never call it
 
+    _fill_messages_literally()
     _conforms, report, _text = shacl_validate(
         data, shacl_graph=shapes, inference="none",
         advanced=True, allow_warnings=True, inplace=False,

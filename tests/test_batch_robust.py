@@ -359,22 +359,23 @@ def test_a_second_batch_on_a_folder_in_use_is_refused_and_leaves_the_first_alone
 def test_already_done_means_a_report_of_that_very_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _good_folder(tmp_path / "in")
     out = tmp_path / "out"
-    assert _run(capsys, source, "--out", out)[0] == 0
+    now = ("--now", "2026-01-15T12:00:00Z")  # one reasoning time: the single run's report is compared byte for byte
+    assert _run(capsys, source, "--out", out, *now)[0] == 0
     (source / "good-1.json").write_text(json.dumps(_good()[0]), encoding="utf-8")  # the input changed
     (out / "good-2.json").write_text("{}", encoding="utf-8")  # a file of that name, not a report of it
     (out / "good-3.json").unlink()
     (out / "good-4.json").write_text('{"report_version": "1"', encoding="utf-8")  # cut short
     (out / "good-0.nq").unlink()  # the report graph beside a JSON report is part of it
-    code, _, err = _run(capsys, source, "--out", out)
+    code, _, err = _run(capsys, source, "--out", out, *now)
     assert code == 0 and "5 patients" in err and "1 already done" in err, err
     assert (out / "good-0.nq").exists()
-    single = _run(capsys, source / "good-1.json")[1]
+    single = _run(capsys, source / "good-1.json", *now)[1]
     assert (out / "good-1.json").read_text(encoding="utf-8") == single
     for name in ("good-2.json", "good-3.json", "good-4.json"):
         assert json.loads((out / name).read_text(encoding="utf-8"))["report_version"] == "1"
     # an input now refused takes its old report with it: no report of another input stays under its name
     (source / "good-5.json").write_text("{", encoding="utf-8")
-    code, _, err = _run(capsys, source, "--out", out)
+    code, _, err = _run(capsys, source, "--out", out, *now)
     assert code == 2 and "5 already done" in err
     assert "good-5.json" not in _reports(out) and not (out / "good-5.nq").exists()  # nor its graph beside
     assert MANIFEST_NAME in {p.name for p in out.iterdir()}

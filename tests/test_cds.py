@@ -189,6 +189,18 @@ def test_patient_view_names_the_red_flags_with_their_statements(patient_view):
     assert "S05" in flags[0]["detail"] and "Observation/temp-1" in flags[0]["detail"]
 
 
+def test_a_red_flag_naming_nothing_it_suggests_gets_the_graphs_unnamed_suggestion_and_the_others_their_own():
+    flags = [c for c in cards_for("patient-view", request("patient-view", "cauda-equina.json"))
+             if c["summary"].startswith("Red flags")]
+    unnamed = next(str(key) for key, in guideline().graph.query("""
+        PREFIX gkg: <https://w3id.org/guideline-kg/vocab#>
+        SELECT ?key WHERE { ?s a gkg:CdsService ; gkg:hook "patient-view" ; gkg:unnamedSuggestion/gkg:key ?key }"""))
+    suggested = {line.split("** suggests ")[0].strip("*"): line.split("** suggests ")[1]
+                 for line in flags[0]["detail"].splitlines() if "** suggests " in line}
+    assert suggested["Bladder dysfunction"] == unnamed  # a cauda equina feature: its flag names nothing suggested
+    assert suggested["Palpable mid-lumbar mass"] == "infection, malignancy, other-serious-pathology"
+
+
 def test_patient_view_lists_what_not_to_order_and_sorts_cards_by_urgency(patient_view):
     avoid = [c for c in patient_view if c["summary"].startswith("Do not order")]
     assert len(avoid) == 1 and "Bone scan with SPECT" in avoid[0]["detail"]

@@ -127,3 +127,43 @@ def test_docs_document_every_class_and_property_of_the_vocabulary(tmp_path, caps
     assert "Reuses PROV-O, SKOS, DCTERMS and CiTO" in page  # the ontology header's description
     assert "default-src 'none'" in page and "<script" not in page
     assert 'href="http' not in page  # links stay inside the page
+
+
+def _copy_with_pathway(tmp_path: Path, change) -> Path:
+    folder = tmp_path / "ontology"
+    shutil.copytree(ROOT / "ontology", folder)
+    pathway = folder / "pathway.ttl"
+    pathway.write_text(change(pathway.read_text(encoding="utf-8")), encoding="utf-8")
+    return folder
+
+
+def test_box_titles_and_arrow_labels_are_the_pathway_wording_of_the_encoding(pathway, tmp_path):
+    graph = Graph().parse(ROOT / "ontology" / "pathway.ttl")
+    words = {str(row.role): str(row.text) for row in graph.query(
+        (ROOT / "queries" / "diagram" / "wording.rq").read_text(encoding="utf-8"))}
+    boxes = {b.id: b for b in pathway.boxes}
+    assert boxes["flags"].title == words["red-flags-box"] and boxes["avoid"].title == words["against-box"]
+    labels = {(a.source, a.target): a.label for a in pathway.arrows}
+    assert labels[("entry0", "flags")] == words["entry-to-red-flags"]
+    assert labels[("flags", "urgent0")] == words["to-urgent"]
+    assert labels[("img-mri-lumbar-wo-w-contrast", "avoid")] == words["to-against"]
+    assert labels[("img-mri-lumbar-wo-w-contrast", "img-ct-lumbar-w-contrast")] == words["to-fallback"]
+    # reworded in a copy of the Turtle: the picture follows, no Python changed
+    changed = _copy_with_pathway(tmp_path, lambda text: text.replace('rdfs:label "Do not"@en',
+                                                                     'rdfs:label "Avoid ordering"@en')
+                                 .replace('rdfs:label "if present"@en', 'rdfs:label "when found"@en'))
+    redrawn = build_pathway(Guideline.load(ontology=changed))
+    assert {b.id: b for b in redrawn.boxes}["avoid"].title == "Avoid ordering"
+    assert {(a.source, a.target): a.label for a in redrawn.arrows}[("flags", "urgent0")] == "when found"
+    svg = render(redrawn, "svg")
+    assert "Avoid ordering" in svg and ">Do not<" not in svg
+
+
+def test_an_encoding_without_a_wording_the_diagram_needs_is_refused_in_one_line(tmp_path, capsys):
+    def drop(text: str) -> str:
+        start = text.index("g:wording-to-fallback a gkg:PathwayWording")
+        return text[:start] + text[text.index(" .\n", start) + 3:]
+    changed = _copy_with_pathway(tmp_path, drop)
+    assert main(["diagram", "--ontology", str(changed)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "to-fallback" in err and "Traceback" not in err

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
-from rdflib import Graph, Literal, Namespace, Variable
+from rdflib import Graph, Literal, Namespace, URIRef, Variable
 from rdflib.plugins.sparql import prepareQuery
 
 from benchmarks.cohort import generate
 from reasoner.fast import FastEngine
 from reasoner.guideline import Guideline
 from reasoner.patient import parse_patient
+from reasoner.namespaces import BASE
 from reasoner.plan import Data, Index, Plan, Unsupported
 
 EX = Namespace("http://example.org/")
@@ -261,3 +263,101 @@ def test_an_index_filled_at_once_equals_one_filled_triple_by_triple() -> None:
         assert (index.spo, index.pos, index.per_predicate, index.size) == (
             one_by_one.spo, one_by_one.pos, {ex.p: 3, ex.q: 1}, 4)
         assert index.nodes() == {ex.a, ex.b, ex.c, ex.d, Literal(1)}  # the node set follows what was added
+
+
+# ---- a CONSTRUCT whose WHERE is a product of parts (reasoner.plan._Factored) ----
+
+PRODUCT_DATA = """
+@prefix ex: <http://example.org/> .
+ex:p1 ex:entry true ; ex:mass ex:m1, ex:m2 ; ex:has ex:a1, ex:a2, ex:a3, ex:c1, ex:c2, ex:u1 .
+ex:p2 ex:entry true ; ex:mass ex:m3 ; ex:has ex:a4 .
+ex:p3 ex:entry true ; ex:mass ex:m4 ; ex:has ex:a5, ex:c3 ; ex:done ex:ct .
+ex:a1 a ex:A . ex:a2 a ex:A . ex:a3 a ex:A . ex:a4 a ex:A . ex:a5 a ex:A .
+ex:c1 a ex:C . ex:c2 a ex:C . ex:c3 a ex:C . ex:u1 a ex:U .
+"""
+
+PRODUCTS = {
+    # parts: the masses, the A findings, the C findings, under one ?p; the FILTER and BIND read ?p only
+    "three parts": (True, """CONSTRUCT { ?r ex:about ?p ; ex:because ?m, ?a, ?c } WHERE {
+        ?p ex:entry true ; ex:mass ?m . ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c . ?c a ex:C .
+        FILTER NOT EXISTS { ?p ex:done ex:ct }
+        BIND (IRI(CONCAT(STR(?p), "/r")) AS ?r) }"""),
+    # a BGP joined with a UNION: branch by branch
+    "joined with a union": (True, """CONSTRUCT { ?r ex:because ?a, ?c } WHERE {
+        ?p ex:entry true ; ex:mass ?m . ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c .
+        { ?c a ex:C } UNION { ?c a ex:U }
+        BIND (IRI(CONCAT(STR(?p), "/r")) AS ?r) }"""),
+    # a template triple reading two parts: evaluated plainly
+    "a triple across two parts": (False, """CONSTRUCT { ?a ex:with ?c } WHERE {
+        ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c . ?c a ex:C }"""),
+    # a FILTER reading a part's variable: that variable is part of the hub, no product is left
+    "a filter reading a part": (False, """CONSTRUCT { ?p ex:because ?a, ?c } WHERE {
+        ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c . ?c a ex:C . FILTER (?a != ex:a1) }"""),
+    # a fresh value per solution: evaluated plainly
+    "a fresh value per solution": (False, """CONSTRUCT { ?r ex:because ?a, ?c } WHERE {
+        ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c . ?c a ex:C . BIND (STRUUID() AS ?r) }"""),
+    # one part missing for a patient (no U for p2 and p3): nothing for that patient
+    "a part with no solution": (True, """CONSTRUCT { ?p ex:because ?a, ?u } WHERE {
+        ?p ex:has ?a . ?a a ex:A . ?p ex:has ?u . ?u a ex:U . FILTER (?p != ex:p9) }"""),
+    # without a FILTER or BIND there is no hub: the parts joined through ?p are one, evaluated plainly
+    "no hub": (False, """CONSTRUCT { ?p ex:because ?a, ?c } WHERE {
+        ?p ex:has ?a . ?a a ex:A . ?p ex:has ?c . ?c a ex:C }"""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+def test_a_product_construct_gives_rdflibs_triples_part_by_part(name: str) -> None:
+    factored, text = PRODUCTS[name]
+    graph = Graph().parse(data=PRODUCT_DATA, format="turtle")
+    query = prepareQuery(PREFIX + text)
+    plan = Plan(query)
+    assert (plan._factored is not None) == factored
+    got = plan.construct(Data(Index(graph)))
+    expected = set(graph.query(query).graph)
+    assert got  # the comparison is about something
+    if "STRUUID" in text:  # a new value each time: as many as rdflib makes, one per solution
+        assert len(got) == len(expected) == 14
+        return
+    assert got == expected
+    with_binding = plan.construct(Data(Index(graph)), {Variable("p"): EX.p1})
+    assert with_binding == set(graph.query(query, initBindings={"p": EX.p1}).graph)
+
+
+def _bundle(guideline: Guideline, n: int) -> str:
+    """One patient with ``n`` Conditions cycling through the guideline's codes (as benchmarks/bench.py builds it)."""
+    pairs = sorted(pair for pair, (_, coding) in guideline.code_map.items() if coding.match != "needs-lumbar-site")
+    entries = [{"resource": {"resourceType": "Patient", "id": "p", "identifier": [{"value": "growth"}]}}]
+    entries += [{"resource": {"resourceType": "Condition", "id": f"c{i}", "subject": {"reference": "Patient/p"},
+                              "code": {"coding": [{"system": pairs[i % len(pairs)][0],
+                                                   "code": pairs[i % len(pairs)][1]}]}}} for i in range(n)]
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+
+
+def test_reasoning_work_grows_linearly_with_the_conditions_of_one_patient(loaded_guideline: Guideline,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work counted, not timed: the solutions every basic graph pattern yields while one patient is reasoned over.
+
+    With 400 and 800 Conditions (entry findings, cauda equina features and contexts all doubling), doubling
+    the Conditions about doubles the work; evaluated as a plain product it grew about 8 times (a rule joining
+    entry findings x features x contexts)."""
+    from reasoner import plan as planning
+
+    yielded = Counter()
+    run = planning._BGP.run
+
+    def counted(self: Any, data: Any, b: Any) -> Any:
+        for solution in run(self, data, b):
+            yielded["solutions"] += 1
+            yield solution
+
+    monkeypatch.setattr(planning._BGP, "run", counted)
+    engine = FastEngine(loaded_guideline)
+    work, because = {}, {}
+    for n in (400, 800):
+        yielded.clear()
+        reasoned = engine.reason(parse_patient(loaded_guideline, _bundle(loaded_guideline, n), "json", f"n{n}"))
+        assert reasoned.graph is not None
+        because[n] = sum(1 for _ in reasoned.graph.triples((None, URIRef(BASE + "vocab#because"), None)))
+        work[n] = yielded["solutions"]
+    assert because[800] > because[400] > 0  # the product rules fire, on more findings
+    assert work[800] / work[400] < 2.6, work

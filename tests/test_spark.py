@@ -78,6 +78,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         handle.write(json.dumps({"resourceType": "Observation", "id": "orphan-3", "status": "final",
                                  "code": {"text": "another patient"},
                                  "subject": {"reference": "Patient/not-in-this-export"}}) + "\n")
+        handle.write(json.dumps({"resourceType": "Observation", "id": "group-1", "status": "final",
+                                 "code": {"text": "a group"}, "subject": {"reference": "Group/g"}}) + "\n")
+        handle.write("{not json\n")
     write_files(cohort(12, SEED + 1), root / "bundles")
     return root
 
@@ -113,18 +116,34 @@ def test_an_ndjson_cohort_gets_the_batch_reports(spark, inputs: Path, ndjson_bat
     assert summary["reasoning_seconds"] > 0
 
 
-def test_a_bulk_export_is_gathered_by_patient_and_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path) -> None:
+def test_a_bulk_export_is_gathered_by_patient_and_gets_the_batch_reports(spark, inputs: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
     expected = batch(inputs / "bulk", tmp_path / "batch")
+    batch_err = capsys.readouterr().err.splitlines()
     assert len(expected) == N
     code, summary, rows = run(spark, inputs / "bulk", tmp_path / "spark")
     same_reports(rows, expected)
-    assert summary["input_kind"] == "bulk" and summary["patients"] == N
-    # resources that belong to no patient of the export are counted, not reasoned over
-    assert summary["resources_without_patient_reference"] == 1
-    assert summary["resources_of_unknown_patients"] == 2
-    assert "not-in-this-export" not in rows
+    # the batch's rule: a patient id Patient.ndjson does not hold is one refused input, and so is each line that
+    # fails the checks and names no patient (a Group, not JSON); a resource naming no patient is counted, not read
+    assert summary["input_kind"] == "bulk" and summary["patients"] == N + 3
+    assert summary["resources_without_patient"] == 1
+    refused = {item["source"]: item["reason"] for item in summary["refused_inputs"]}
+    assert refused["not-in-this-export"] == "2 resource(s) name this patient but Patient.ndjson does not hold it"
+    assert rows["not-in-this-export"]["status"] == "refused"
+    assert [name for name in refused if name.startswith("Observation.ndjson line ")] == list(refused)[-2:]
+    assert any("Group/g" in reason for reason in refused.values())
+    assert any("not JSON" in reason for reason in refused.values())
+    # in the batch's words: each refusal, the summary's counts and the line for resources naming no patient
+    for reason in refused.values():
+        assert any(line.endswith(": " + reason) for line in batch_err), reason
+    spark_lines = job._summary_line(summary).splitlines()
+    (batch_line,) = [line for line in batch_err if line.startswith(f"guideline-kg: {N + 3} patients, ")]
+    assert spark_lines[0].split(";")[0] == batch_line.split(";")[0]
+    assert spark_lines[1] == "guideline-kg: 1 resource(s) name no patient (e.g. Practitioner); not read"
+    assert spark_lines[1] in batch_err
     statuses = Counter(row["status"] for row in rows.values())
-    assert code == (2 if statuses["refused"] else 1 if statuses["nonconforming"] else 0)
+    assert code == 2 and statuses["refused"] == summary["refused"] >= 3
     assert summary["nonconforming_inputs"] == sorted(
         (name for name, row in rows.items() if row["status"] == "nonconforming"), key=lambda n: rows[n]["seq"])
 
@@ -311,7 +330,7 @@ def test_a_bulk_patient_bundle_merges_identical_repeats_and_keeps_export_order()
     flag = b'{"resourceType":"Flag","id":"f1","subject":{"reference":"Patient/p1"}}'
     lines = [("Flag.ndjson", 1, flag), ("Condition.ndjson", 9, other), ("Condition.ndjson", 2, condition),
              ("Condition.ndjson", 5, same), ("Patient.ndjson", 3, patient)]
-    entries = [e["resource"] for e in json.loads(job.bulk_bundle("p1", lines))["entry"]]
+    entries = [e["resource"] for e in json.loads(job.bulk_bundle(lines))["entry"]]
     assert [(e["resourceType"], e["id"], e.get("code")) for e in entries] == [
         ("Patient", "p1", None), ("Condition", "c1", {"text": "a"}), ("Condition", "c1", {"text": "b"}),
         ("Flag", "f1", None)]
@@ -319,13 +338,34 @@ def test_a_bulk_patient_bundle_merges_identical_repeats_and_keeps_export_order()
 
 def test_a_bulk_line_that_is_not_utf8_is_filed_under_its_patient_who_is_refused() -> None:
     raw = b'{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"note":"\xff"}'
-    key, (file_name, number, kept) = job._patient_key(6, raw, "Condition.ndjson")
-    assert (key, file_name, number, kept) == ("p1", "Condition.ndjson", 7, raw)
+    key, line = job._patient_key(6, raw, "Condition.ndjson", 1)
+    assert key == "p1" and line[:3] == ("Condition.ndjson", 7, raw)
+    patient = job._patient_key(0, b'{"resourceType":"Patient","id":"p1"}', "Patient.ndjson", 0)
+    seq, name, kind, payload = job.gather("p1", [line, patient[1]])
     guideline, engine, _ = job.worker_engine(None)
-    row = job.reason_one(guideline, engine, "p1", "bundle", [("Patient.ndjson", 1, b'{"resourceType":"Patient",'
-                                                             b'"id":"p1"}'), (file_name, number, kept)])
-    assert row[3] == "refused" and row[4] == "p1: Condition.ndjson line 7: not UTF-8 text (byte 83)"
-    assert job._patient_key(0, b"{broken", "Condition.ndjson")[0] is None
+    row = job.reason_one(guideline, engine, name, kind, payload)
+    assert row[3] == "refused" and row[4] == "Condition.ndjson line 7: not UTF-8 text (byte 83)"  # the batch's words
+
+
+def test_bulk_lines_are_filed_as_the_batch_files_them() -> None:
+    """Without Spark: which key each line gets and which input each key becomes, in the batch's order and words."""
+    practitioner = job._patient_key(0, b'{"resourceType":"Practitioner","id":"doc"}', "Practitioner.ndjson", 2)
+    assert practitioner[0] is None  # names no patient: counted, not read
+    broken = job._patient_key(4, b"{broken", "Condition.ndjson", 1)
+    group = job._patient_key(5, b'{"resourceType":"Condition","id":"g","subject":{"reference":"Group/g"}}',
+                             "Condition.ndjson", 1)
+    assert broken[0] == (1, 5) and group[0] == (1, 6)  # bad lines of no patient: inputs of their own
+    orphan = [job._patient_key(n, b'{"resourceType":"Condition","id":"c%d","subject":{"reference":"Patient/x"}}' % n,
+                               "Condition.ndjson", 1) for n in (8, 2)]
+    assert {key for key, _ in orphan} == {"x"}
+    patient = job._patient_key(9, b'{"resourceType":"Patient","id":"p"}', "Patient.ndjson", 0)
+    inputs = sorted([job.gather(broken[0], [broken[1]]), job.gather(group[0], [group[1]]),
+                     job.gather("x", [line for _, line in orphan]), job.gather("p", [patient[1]])])
+    assert [(name, kind) for _, name, kind, _ in inputs] == [
+        ("p", "bundle"), ("x", "problem"), ("Condition.ndjson line 5", "problem"),
+        ("Condition.ndjson line 6", "problem")]
+    assert inputs[1][3] == "2 resource(s) name this patient but Patient.ndjson does not hold it"
+    assert inputs[2][3].startswith("Condition.ndjson line 5: ") and "Group/g" in inputs[3][3]
 
 
 def test_without_now_every_executor_reasons_at_the_one_instant_the_run_started(spark, inputs: Path, tmp_path: Path) -> None:

@@ -19,10 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", type=Path, help="write here instead of stdout")
     d.set_defaults(func=run_diagram)
 
-    o = sub.add_parser("docs", help="HTML documentation of the vocabulary (ontology/vocabulary.ttl)")
+    o = sub.add_parser("docs", help="HTML documentation of the vocabulary and of the guideline's concepts, codes, "
+                                    "recommendations, statements and references")
     o.add_argument("--out", type=Path, default=Path("docs/vocabulary"),
-                   help="folder to write index.html into (default: docs/vocabulary)")
-    o.add_argument("--ontology", type=Path, help="the vocabulary file (default: the shipped ontology/vocabulary.ttl)")
+                   help="folder to write index.html (the vocabulary) and guideline.html into "
+                        "(default: docs/vocabulary)")
+    o.add_argument("--ontology", type=Path,
+                   help="an ontology folder to document instead of the shipped one, or a vocabulary file alone "
+                        "(then only index.html is written)")
     o.set_defaults(func=run_docs)
 
 
@@ -36,10 +40,14 @@ def run_diagram(args: argparse.Namespace) -> int:
 
 def run_docs(args: argparse.Namespace) -> int:
     from reasoner import resources
-    from reasoner.docs import render_vocabulary
+    from reasoner.docs import render_guideline, render_vocabulary
 
-    source = args.ontology or resources.ontology_dir() / "vocabulary.ttl"
-    out = args.out / "index.html"
-    write_atomic(out, render_vocabulary(source))
-    sys.stderr.write(f"guideline-kg: wrote {out}\n")
+    source = args.ontology or resources.ontology_dir()
+    pages = {"index.html": render_vocabulary(source / "vocabulary.ttl" if source.is_dir() else source,
+                                             guideline_page=source.is_dir())}
+    if source.is_dir():
+        pages["guideline.html"] = render_guideline(Guideline.load(ontology=source))
+    for name, page in pages.items():  # every page rendered before the first is written
+        write_atomic(args.out / name, page)
+        sys.stderr.write(f"guideline-kg: wrote {args.out / name}\n")
     return 0

@@ -55,9 +55,10 @@ def run_load(args: argparse.Namespace) -> int:
     from reasoner.population import load, store_size
 
     loaded = load(args.store, args.reports, Guideline.load())
-    rate = loaded.reports / loaded.seconds if loaded.seconds > 0 else 0.0
+    seconds = max(loaded.seconds, 1e-9)
     replaced = f" ({loaded.replaced} replaced)" if loaded.replaced else ""
-    sys.stderr.write(f"guideline-kg: {loaded.reports} reports{replaced}, {loaded.quads} quads loaded into "
-                     f"{args.store} in {loaded.seconds:.1f} s ({rate:,.0f} reports/s); "
+    sys.stderr.write(f"guideline-kg: {loaded.reports} reports{replaced}, {loaded.quads:,} quads (and their copies in "
+                     f"the default graph) loaded into {args.store} in {loaded.seconds:.1f} s ("
+                     f"{loaded.reports / seconds:,.0f} reports/s, {loaded.quads / seconds:,.0f} quads/s); "
                      f"store {store_size(args.store) / 1e6:,.1f} MB\n")
     return 0

@@ -20,9 +20,9 @@ four times per patient and runs every query in rdflib over ~10,000 triples. Here
   edges the pattern's subject and object must have: ``dependencies.read_keys``); a query the compiler does not
   cover runs in rdflib;
 * the shapes are parsed once into direct checks (``ShapeChecker``: targets, core constraints,
-  SPARQL constraints as compiled plans, messages filled in as pySHACL fills them); shapes using
-  SHACL beyond that subset are validated with pySHACL on the patient's triples plus the guideline
-  triples the shapes can read;
+  SPARQL constraints as compiled plans, messages filled by ``validate.fill_message`` as the reference
+  fills them); shapes using SHACL beyond that subset are validated with pySHACL on the patient's
+  triples plus the guideline triples the shapes can read;
 * the report's SELECT queries run as compiled plans; everything else sees an ordinary rdflib
   ``Graph`` (guideline store shared, patient triples on top), so explain and the RDF report
   work unchanged;

@@ -8,7 +8,6 @@ read (``shape_reads``, ``needed``).
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +18,7 @@ from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, URIRef, Variable
 from reasoner.fast.dependencies import patterns
 from reasoner.plan import Data, Index, Plan, Unsupported
 from reasoner.queries import prepare_text
-from reasoner.validate import SH, ShapeResult
+from reasoner.validate import SH, ShapeResult, fill_message
 
 Triple = tuple[Any, Any, Any]
 TYPE = RDF.type
@@ -95,8 +94,8 @@ class ShapeChecker:
 
     Covered: targets (class with subclasses, objects of, subjects of, node), property shapes with a
     predicate or sequence path and minCount, maxCount, nodeKind, in, datatype, or, node; node shapes
-    with SPARQL SELECT constraints (compiled plans with $this bound, messages filled in as
-    pySHACL fills them). Anything else raises Unsupported at load time.
+    with SPARQL SELECT constraints (compiled plans with $this bound, messages filled by
+    fill_message, as the reference fills them). Anything else raises Unsupported at load time.
     """
 
     def __init__(self, shapes: Graph, guideline: Index, terms: dict[Any, Any]) -> None:
@@ -303,17 +302,11 @@ class ShapeChecker:
             if path is not None:
                 fill["path"] = path
             fill["value"] = value
-            texts = [_fill(str(m), fill) for m in messages] + [_fill(str(m), fill) for m in shape.messages]
+            texts = [fill_message(str(m), fill) for m in [*messages, *shape.messages]]
             results.append(self._result(shape, focus if this is None else this, value,
                                         min(texts, default="does not conform"),
                                         constraint))
         return results
-
-
-def _fill(message: str, bound: dict[str, Any]) -> str:
-    for name, value in bound.items():
-        message = re.sub("{{[?$]{}}}".format(name), str(value), message)
-    return message
 
 
 def _int(value: Any) -> int | None:

@@ -192,6 +192,10 @@ SPECS: list[tuple[str, str, str, Callable[[], Bundle], dict[str, Any]]] = [
      "A reading in '°C' (no UCUM code) is left out with a Warning naming it; fever is not documented either way.",
      temps(("t", q(39.0, None, unit="\u00b0C"), T1)),
      {**FEVER_UNKNOWN, **warn("UnreadableMeasurement-source", "Observation/t")}),
+    ("red-flag-fever", "out-unit-with-backslashes-left-out",
+     "A reading in 'Cel\\1\\g<0>' is left out with a Warning naming the unit as given, backslashes and all.",
+     temps(("t", q(39.0, "Cel\\1\\g<0>"), T1)),
+     {**FEVER_UNKNOWN, **warn("UnreadableMeasurement-source", "Observation/t is left out of reasoning: unit 'Cel\\1\\g<0>'")}),
     # comparators
     ("red-flag-fever", "in-comparator-above-38-5", "'>38.5 Cel' is fever: every value it allows is at or above 38.0.",
      temps(("t", q(38.5, "Cel", ">"), T1)), FEVER_PRESENT),

@@ -916,6 +916,13 @@ def gen_rdf_nonconforming() -> None:
                  "unit is a language-tagged string"))
     muts.append(("vital-unit-zero-width", replace(G(), "v1", GKG + "unit", L("Cel\u200b")),
                  "unit 'Cel' followed by a zero-width space"))
+    # a unit the message template names ({?value}): re.sub-style filling read its backslashes as escapes
+    for slug, unit in (("group-reference", "Cel\\1"), ("named-group", "Cel\\g<0>"), ("escape", "a\\b"),
+                       ("double", "x\\\\y"), ("unknown-escape", "\\q"), ("trailing", "Cel\\"),
+                       ("placeholder", "{?label}")):
+        muts.append((f"vital-unit-backslash-{slug}" if "\\" in unit else f"vital-unit-{slug}",
+                     replace(G(), "v1", GKG + "unit", L(unit)),
+                     f"temperature unit {unit!r}: named as given in the Violation"))
     for slug, lex, dt in (("46", "46.0", "decimal"), ("20", "20", "integer"), ("minus-5", "-5.0", "decimal"),
                           ("45-001", "45.001", "decimal"), ("1e308", "1e308", "double"),
                           ("inf", "INF", "double"), ("minus-inf", "-INF", "double"), ("0", "0", "integer")):
