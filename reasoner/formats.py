@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reasoner.guideline import Guideline
-from reasoner.report import Report, report_graph, report_triples
+from reasoner.report import REPORT_PREFIXES, Report, report_graph, report_triples
 
 FORMATS = ("json", "turtle", "jsonld", "nquads", "text", "html", "fhir")
 
@@ -32,6 +32,12 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         from reasoner.population import report_graph_name
 
         return nquads(report_triples(guideline, report, engine), report_graph_name(report.data["patient"]["iri"]))
+    if fmt == "turtle":
+        from reasoner.nquads import turtle
+
+        written = turtle(report_triples(guideline, report, engine), REPORT_PREFIXES)
+        if written is not None:
+            return written
     graph = report_graph(guideline, report, engine)
     return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
 

@@ -361,6 +361,19 @@ def _report_parts(guideline: Guideline, report: Report, engine: str) -> tuple[se
     return produced, added
 
 
+# the prefixes a report is written with (Turtle, JSON-LD); rdflib binds owl, rdfs and xsd in every graph already
+REPORT_PREFIXES: dict[str, str] = {
+    "gkg": str(GKG._NS),
+    "prov": str(PROV),
+    "g": "https://w3id.org/guideline-kg/mid-lumbar-mass/",
+    "c": "https://w3id.org/guideline-kg/concept/",
+    "rule": "https://w3id.org/guideline-kg/rule/",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+
+
 def report_triples(guideline: Guideline, report: Report, engine: str = "reference") -> set[Triple]:
     """The RDF report's triples: what :func:`report_graph` holds, without an rdflib Graph (for N-Quads)."""
     produced, added = _report_parts(guideline, report, engine)
@@ -370,11 +383,8 @@ def report_triples(guideline: Guideline, report: Report, engine: str = "referenc
 def report_graph(guideline: Guideline, report: Report, engine: str = "reference") -> Graph:
     """The RDF report: the patient's facts and conclusions, with PROV-O for the reasoning that made them."""
     out = Graph()
-    out.bind("gkg", str(GKG._NS))
-    out.bind("prov", str(PROV))
-    out.bind("g", "https://w3id.org/guideline-kg/mid-lumbar-mass/")
-    out.bind("c", "https://w3id.org/guideline-kg/concept/")
-    out.bind("rule", "https://w3id.org/guideline-kg/rule/")
+    for prefix, namespace in REPORT_PREFIXES.items():
+        out.bind(prefix, namespace)
     produced, added = _report_parts(guideline, report, engine)
     # the constructed triples first, then the added ones, in that order (the Turtle writer's ties follow it)
     out.addN((s, p, o, out) for s, p, o in produced)
@@ -397,4 +407,4 @@ _GKG_URGENCY = URIRef(_GKG + "urgency")
 _OWL_VERSION_INFO = URIRef("http://www.w3.org/2002/07/owl#versionInfo")
 
 
-__all__ = ["Report", "build_report", "report_graph", "report_triples", "Namespace"]
+__all__ = ["REPORT_PREFIXES", "Report", "build_report", "report_graph", "report_triples", "Namespace"]

@@ -185,3 +185,42 @@ def test_an_iri_rdflib_refuses_to_write_is_refused_alike(where: str, char: str) 
 def test_a_literal_object_with_a_bad_iri_only_in_its_text_is_written() -> None:
     triple = (URIRef(EX + "a"), URIRef(EX + "p"), Literal("<not an iri> {}|^`"))
     assert nquads([triple], EX + "g") == rdflib_rows([triple], EX + "g")
+
+
+def test_the_turtle_writer_writes_the_same_graph_sorted_whatever_the_order_given() -> None:
+    from rdflib.compare import graph_diff, to_isomorphic
+
+    from reasoner.nquads import turtle
+    from reasoner.report import REPORT_PREFIXES
+
+    written = turtle(TRICKY, REPORT_PREFIXES)
+    assert written is not None and written == turtle(list(reversed(TRICKY)), REPORT_PREFIXES)
+    expected = Graph()
+    for t in TRICKY:
+        expected.add(t)
+    _, only_written, only_expected = graph_diff(to_isomorphic(Graph().parse(data=written, format="turtle")),
+                                                to_isomorphic(expected))  # (isomorphic() trips on the ill-typed one)
+    assert len(only_written) == len(only_expected) == 0
+    assert f"@prefix gkg: <{V}> ." in written
+
+
+def test_a_term_pyoxigraph_refuses_leaves_the_turtle_to_rdflib() -> None:
+    from reasoner.formats import render
+    from reasoner.nquads import turtle
+
+    odd = (URIRef("http://example.org/has space"), URIRef(EX + "p"), Literal("x"))  # rdflib writes it; RFC 3987 not
+    assert turtle([odd], {}) is None
+    g = guideline()
+    path = sorted(EXAMPLES.glob("*.json"))[0]
+    report = build_report(g, FastEngine(g).reason(read_patient(g, path, parse_instant(TEST_NOW))))
+    import reasoner.nquads
+
+    original = reasoner.nquads.turtle
+    try:
+        reasoner.nquads.turtle = lambda graph, prefixes: None  # as if a term had been refused
+        by_rdflib = render(g, report, "turtle", "fast")
+    finally:
+        reasoner.nquads.turtle = original
+    assert by_rdflib == report_graph(g, report, "fast").serialize(format="turtle")
+    assert set(Graph().parse(data=by_rdflib, format="turtle")) == set(
+        Graph().parse(data=render(g, report, "turtle", "fast"), format="turtle"))
