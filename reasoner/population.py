@@ -182,16 +182,20 @@ def report_files(folder: Path) -> list[Path]:
     return files
 
 
+def _first_of_its_patient(seen: dict[str, Path], name: str, path: Path) -> None:
+    """Remember ``path`` as the report of graph ``name``; a second report of one patient is refused."""
+    if name in seen:
+        raise InputError(f"{path.name}: a second report for the patient of <{name}> (the first: {seen[name].name})")
+    seen[name] = path
+
+
 def iter_reports(sources: Iterable[Path]) -> Iterator[ReportGraph]:
     """Every report of the given folders and files, refusing two reports of one patient."""
     seen: dict[str, Path] = {}
     for source in sources:
         for path in report_files(source):
             report = read_report_graph(path)
-            if report.name in seen:
-                raise InputError(f"{path.name}: a second report for the patient of <{report.name}> "
-                                 f"(the first: {seen[report.name].name})")
-            seen[report.name] = path
+            _first_of_its_patient(seen, report.name, path)
             yield report
 
 
@@ -435,10 +439,7 @@ def load_reports(store: ox.Store, sources: Iterable[Path], progress: Any = None)
         for source in sources:
             for path in report_files(source):
                 report = bulk_report(path)
-                if report.name in seen:
-                    raise InputError(f"{path.name}: a second report for the patient of <{report.name}> "
-                                     f"(the first: {seen[report.name].name})")
-                seen[report.name] = path
+                _first_of_its_patient(seen, report.name, path)
                 counts["reports"] += 1
                 if store.contains_named_graph(ox.NamedNode(report.name)):
                     again.append(path)
