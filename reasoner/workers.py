@@ -193,6 +193,8 @@ class _Worker:
         self.process = context.Process(target=worker_main, args=(store, memory_budget, child), daemon=True)
         self.process.start()
         child.close()
+        self._stopping = threading.Lock()
+        self._stopped = False
 
     def ready(self, timeout: float) -> bool:
         if not self.conn.poll(timeout):
@@ -204,10 +206,16 @@ class _Worker:
         return status == "ready"
 
     def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-        self.conn.close()
+        """Kill the process and close the pipe, once: a request's thread that timed out and the pool's ``close``
+        may both stop one worker at the same moment (two closes of one pipe raced to EBADF)."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(5)
+            self.conn.close()
 
 
 def _context() -> Any:

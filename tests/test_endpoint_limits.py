@@ -199,3 +199,31 @@ def test_a_repeated_query_is_answered_from_the_cache_and_another_format_is_not()
         assert runs == ["json", "csv", "json", "json"]
     finally:
         service.close()
+
+
+def test_a_worker_stopped_by_two_threads_at_once_is_stopped_once(tmp_path) -> None:
+    """A request whose query timed out and the pool's close may stop one worker together (CI saw EBADF)."""
+    from reasoner.population import open_store
+    from reasoner.workers import _context, _Worker
+
+    store = tmp_path / "store"
+    handle = open_store(store)  # an empty store for the workers to open
+    del handle
+    for _ in range(3):
+        worker = _Worker(_context(), str(store), 512 * 1024 * 1024)
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def stop() -> None:
+            barrier.wait()
+            try:
+                worker.stop()
+            except BaseException as exc:  # noqa: BLE001 - what the test looks for
+                errors.append(exc)
+
+        threads = [threading.Thread(target=stop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert errors == [] and not worker.process.is_alive() and worker.conn.closed
