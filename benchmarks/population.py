@@ -40,6 +40,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -132,17 +133,19 @@ def line(label: str, value: str, target: str = "") -> None:
     print(f"{label:<46} {value:<28} {target}", flush=True)
 
 
-def clients_phase(base: str, clients: int, requests: int) -> tuple[list[float], list[int]]:
+def concurrent_requests(clients: int, requests: int, ask: Callable[[int], int]) -> tuple[list[float], list[int]]:
+    """``clients`` threads at once, each making ``requests`` calls ``ask(k)`` (k = client number + call number;
+    ``ask`` returns the HTTP status): every call's seconds and status."""
     latencies: list[float] = []
     statuses: list[int] = []
     lock = threading.Lock()
 
     def client(number: int) -> None:
         for i in range(requests):
-            name = POPULATION_QUERIES[(number + i) % len(POPULATION_QUERIES)]
-            status, seconds = fetch(f"{base}/queries/{name}")
+            started = time.monotonic()
+            status = ask(number + i)
             with lock:
-                latencies.append(seconds)
+                latencies.append(time.monotonic() - started)
                 statuses.append(status)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -151,6 +154,12 @@ def clients_phase(base: str, clients: int, requests: int) -> tuple[list[float], 
     for thread in threads:
         thread.join()
     return latencies, statuses
+
+
+def clients_phase(base: str, clients: int, requests: int) -> tuple[list[float], list[int]]:
+    """Ordinary clients asking the population named queries in turn."""
+    return concurrent_requests(
+        clients, requests, lambda k: fetch(f"{base}/queries/{POPULATION_QUERIES[k % len(POPULATION_QUERIES)]}")[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from rdflib import Dataset, Graph
 
+from benchmarks.population import concurrent_requests
 from reasoner.serve import GUIDELINE_GRAPH, Refused, Service, Settings
 from serving import dataset_graphs, running_endpoint
 
@@ -130,24 +131,7 @@ def test_two_pathological_clients_do_not_starve_thirty_ordinary_ones() -> None:
                 "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"]
 
     def phase(base: str) -> tuple[list[float], list[int]]:
-        latencies: list[float] = []
-        statuses: list[int] = []
-        lock = threading.Lock()
-
-        def client(number: int) -> None:
-            for i in range(requests):
-                started = time.monotonic()
-                status = get(base, ordinary[(number + i) % len(ordinary)])[0]
-                with lock:
-                    latencies.append(time.monotonic() - started)
-                    statuses.append(status)
-
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return latencies, statuses
+        return concurrent_requests(clients, requests, lambda k: get(base, ordinary[k % len(ordinary)])[0])
 
     with running_endpoint(timeout=6.0, workers=2, long_workers=1, lane_seconds=0.5, wait=60.0, cache_mb=0) as base:
         alone, alone_statuses = phase(base)
