@@ -519,7 +519,13 @@ def test_sigterm_stops_a_batch_quietly_removes_its_work_and_exits_143(tmp_path: 
     assert "Traceback" not in err and err.splitlines()[-1] == "guideline-kg: terminated"
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != MANIFEST_NAME]
     assert leftovers == []
-    time.sleep(0.5)
+    deadline = time.monotonic() + 5  # the forkserver ends when the batch closes its pipe: a moment, not a run
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
     with pytest.raises(ProcessLookupError):  # no worker outlives the batch
         os.killpg(process.pid, 0)
 

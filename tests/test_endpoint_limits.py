@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 import threading
-import time
 import urllib.error
 import urllib.request
 from http import HTTPStatus
@@ -41,11 +40,8 @@ def get(base: str, query: str, accept: str = "application/sparql-results+json",
 
 def test_a_query_over_the_time_limit_is_stopped_with_503_and_retry_after() -> None:
     with running_endpoint(timeout=3.0, lane_seconds=1.0) as base:
-        started = time.monotonic()
         status, headers, body = get(base, CARTESIAN)
-        elapsed = time.monotonic() - started
         assert status == 503 and "Retry-After" in headers and b"3 s time limit" in body
-        assert elapsed < 30  # 3 s of evaluation, and the time to kill the worker on a busy machine
         status, _, body = get(base, PATIENTS)  # the endpoint goes on answering
         assert status == 200 and b"urn:guideline-kg:patient" in body
 
@@ -55,11 +51,12 @@ def test_waiting_for_a_busy_worker_is_bounded_with_503() -> None:
         assert get(base, PATIENTS)[0] == 200  # with a free worker: answered
         slow = threading.Thread(target=get, args=(base, CARTESIAN), daemon=True)
         slow.start()
-        time.sleep(1.0)  # the only worker is now busy with the cartesian product
-        started = time.monotonic()
-        status, headers, body = get(base, PATIENTS)
+        for _ in range(600):  # until the only worker has taken the cartesian product (its limit is 20 s)
+            status, headers, body = get(base, PATIENTS)
+            if status != 200:
+                break
         assert status == 503 and headers.get("Retry-After") and b"busy" in body
-        assert time.monotonic() - started < 10
+        assert slow.is_alive()  # refused while the worker is still held: the wait was bounded, not the query's 20 s
 
 
 def test_a_query_over_its_memory_cap_fails_alone() -> None:
@@ -125,7 +122,12 @@ def test_the_service_reads_graphs_for_the_graph_store_protocol(tmp_path) -> None
 
 
 def test_two_pathological_clients_do_not_starve_thirty_ordinary_ones() -> None:
-    """One run: ordinary latency alone, then with two clients sending cartesian products all along."""
+    """One run: ordinary clients alone, then with two clients sending cartesian products all along.
+
+    What is asserted is an order of events, not a timing: every ordinary request of the second phase is
+    answered while a cartesian product sent before that phase is still running. Without the long lane the
+    two products would hold both workers until their 120 s limit and the ordinary requests would wait
+    behind them. The latencies are printed for the reader."""
     clients, requests = 30, 3
     ordinary = [PATIENTS, "ASK { ?s a <https://w3id.org/guideline-kg/vocab#PatientRedFlag> }",
                 "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"]
@@ -133,31 +135,51 @@ def test_two_pathological_clients_do_not_starve_thirty_ordinary_ones() -> None:
     def phase(base: str) -> tuple[list[float], list[int]]:
         return concurrent_requests(clients, requests, lambda k: get(base, ordinary[k % len(ordinary)])[0])
 
-    with running_endpoint(timeout=6.0, workers=2, long_workers=1, lane_seconds=0.5, wait=60.0, cache_mb=0) as base:
+    in_flight: set[int] = set()
+    pathological: list[int] = []
+    refused_once = threading.Event()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    with running_endpoint(timeout=120.0, workers=2, long_workers=1, lane_seconds=0.5, wait=120.0, cache_mb=0) as base:
         alone, alone_statuses = phase(base)
-        stop = threading.Event()
-        pathological: list[int] = []
 
-        def attacker() -> None:
-            while not stop.is_set():
-                pathological.append(get(base, CARTESIAN)[0])
+        def attacker(number: int) -> None:
+            for sent in range(number * 1000, number * 1000 + 1000):
+                if stop.is_set():
+                    return
+                with lock:
+                    in_flight.add(sent)
+                try:
+                    status = get(base, CARTESIAN, timeout=300)[0]
+                except OSError:  # the endpoint closed under it at the end of the test
+                    return
+                with lock:
+                    in_flight.discard(sent)
+                    pathological.append(status)
+                if status == 503:
+                    refused_once.set()
 
-        attackers = [threading.Thread(target=attacker, daemon=True) for _ in range(2)]
+        attackers = [threading.Thread(target=attacker, args=(n,), daemon=True) for n in range(2)]
         for thread in attackers:
             thread.start()
-        time.sleep(1.0)  # the cartesian products are running (and have moved to the long lane)
+        # one product has run past the quick lane and holds the long lane: the other was refused for it
+        assert refused_once.wait(120), "no cartesian product was moved to the long lane"
+        with lock:
+            running_before = set(in_flight)
         loaded, loaded_statuses = phase(base)
+        with lock:
+            still_running = running_before & in_flight
         stop.set()
-        for thread in attackers:
-            thread.join(30)
+    for thread in attackers:
+        thread.join(60)
     assert alone_statuses == [200] * len(alone_statuses) and loaded_statuses == [200] * len(loaded_statuses)
-    assert pathological and set(pathological) <= {503}
+    assert set(pathological) <= {503}
+    assert still_running, "the ordinary requests were answered only after the cartesian products had ended"
     p50_alone, p50_loaded = statistics.median(alone), statistics.median(loaded)
     p99_loaded = sorted(loaded)[int(len(loaded) * 0.99) - 1]
     print(f"ordinary p50 alone {p50_alone:.3f} s, with two pathological clients {p50_loaded:.3f} s "
           f"(p99 {p99_loaded:.3f} s)")
-    assert p50_loaded <= 3 * p50_alone + 1.0
-    assert p99_loaded < 6.0  # never as long as a pathological query's time limit
 
 
 def test_a_repeated_query_is_answered_from_the_cache_and_another_format_is_not() -> None:
