@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,11 +28,12 @@ from rdflib.namespace import RDF
 
 from conftest import EXAMPLES, ROOT, TEST_NOW, guideline, report_for
 from reasoner.cli import main
+from reasoner.errors import InputError
 from reasoner.fhir import read_bundle
 from reasoner.namespaces import GKG
 from reasoner.queries import QueryFile, load_query
 from reasoner.serve import GUIDELINE_GRAPH, INFERRED_GRAPH, build_dataset, read_report
-from reasoner.store import Store
+from reasoner.store import ATTEMPTS, Store
 from serving import REPORT_EXAMPLES, dataset_graphs, report_folder
 
 POPULATION_QUERIES = ("patients-mass-without-completed-mri", "red-flags-by-frequency",
@@ -253,3 +255,180 @@ def test_recommend_reads_a_patient_from_virtuoso_and_writes_the_report_back(virt
     assert report == report_for(str(EXAMPLES / "palpable-mass-fever.json"))
     expected = {(r["action"]["key"], r["direction"]) for r in report["recommendations"]}
     assert expected and written_back(virtuoso, patient) == expected
+
+
+# ---- a connection that breaks under a request ----
+
+class _Breaking:
+    """A Graph Store on 127.0.0.1 that resets the first ``breaks`` requests with a body once it has read the
+    request line and headers (as a store refusing an uncredentialed PUT may, before the body is all sent), then
+    answers 204; it asks for no credentials (a HEAD gets 204). ``connections`` counts the requests with a body."""
+
+    def __init__(self, breaks: int) -> None:
+        self.breaks, self.connections, self.bodies = breaks, 0, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    head += chunk
+                if head.startswith(b"HEAD "):  # asks for no credentials
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    continue
+                self.connections += 1
+                if self.connections <= self.breaks:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    continue  # closed with a reset, the body unread
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:")))
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.bodies.append(body)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _big_graph() -> Dataset:
+    graph = Dataset().graph(URIRef("urn:ex:g"))
+    for i in range(20000):  # some megabytes: more than the socket takes before the peer's reset is seen
+        graph.add((URIRef(f"urn:ex:s{i}"), RDF.value, URIRef(f"urn:ex:o{i}")))
+    return graph
+
+
+def test_a_put_whose_connection_breaks_is_sent_again_and_arrives_whole() -> None:
+    server = _Breaking(breaks=1)
+    try:
+        graph = _big_graph()
+        Store.from_options(server.url + "/sparql", server.url + "/store").put(URIRef("urn:ex:g"), graph)
+    finally:
+        server.close()
+    assert server.connections == 2 and len(server.bodies) == 1
+    assert server.bodies[0] == graph.serialize(format="nt", encoding="utf-8")
+
+
+def test_a_connection_that_keeps_breaking_is_one_line_naming_the_url_and_the_attempts() -> None:
+
+    server = _Breaking(breaks=1000)
+    try:
+        with pytest.raises(InputError) as refused:
+            Store.from_options(server.url + "/sparql", server.url + "/store").put(URIRef("urn:ex:g"), _big_graph())
+    finally:
+        server.close()
+    message = str(refused.value)
+    assert server.connections == ATTEMPTS
+    assert message.startswith(f"cannot reach {server.url}/store:") and f"after {ATTEMPTS} attempts" in message
+    assert "\n" not in message
+
+
+def test_a_refused_connection_is_not_tried_again() -> None:
+    port = free_port()
+    with pytest.raises(InputError, match=rf"cannot reach http://127.0.0.1:{port}/store: .*refused") as refused:
+        Store.from_options(f"http://127.0.0.1:{port}/sparql", f"http://127.0.0.1:{port}/store").delete(URIRef("urn:ex:g"))
+    assert "attempts" not in str(refused.value)
+
+
+class _DigestStore(_Breaking):
+    """A Graph Store asking for HTTP Digest that resets any request carrying a body but no credentials (as Virtuoso
+    may, before reading the body), answers a HEAD with its challenge and accepts a PUT whose digest is right."""
+
+    REALM, NONCE, USER, PASSWORD = "SPARQL", "4c25323dd918c682b15baf1d3efbb661", "dba", "secret"
+
+    def __init__(self) -> None:
+        self.heads, self.signed_heads, self.refused, self.unsigned = 0, 0, 0, 0
+        super().__init__(breaks=0)
+
+    def _serve(self) -> None:
+        import hashlib
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.connections += 1
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    head += chunk
+                lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+                method, target, _ = lines[0].split(" ")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+                authorization = headers.get("authorization", "")
+                if not authorization:
+                    if method != "HEAD" and int(headers.get("content-length", "0")):
+                        self.unsigned += 1
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        continue  # reset, the body unread
+                    self.heads += method == "HEAD"
+                    conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n'
+                                 b'WWW-Authenticate: Digest realm="' + self.REALM.encode() + b'", nonce="'
+                                 + self.NONCE.encode() + b'", qop="auth", algorithm="MD5"\r\n\r\n')
+                    continue
+                fields = dict(urllib.request.parse_keqv_list(urllib.request.parse_http_list(authorization[7:])))
+                expected = md5(":".join([md5(f"{self.USER}:{self.REALM}:{self.PASSWORD}"), self.NONCE, fields["nc"],
+                                         fields["cnonce"], fields["qop"], md5(f"{method}:{target}")]))
+                if fields.get("username") != self.USER or fields.get("response") != expected:
+                    self.refused += 1
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                if method == "HEAD":
+                    self.signed_heads += 1
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    continue
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < int(headers["content-length"]):
+                    body += conn.recv(65536)
+                self.bodies.append(body)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+
+def test_a_put_to_a_store_asking_for_digest_goes_out_signed_and_never_sends_its_body_unsigned() -> None:
+    server = _DigestStore()
+    try:
+        graph = _big_graph()
+        store = Store.from_options(server.url + "/sparql", server.url + "/store", "dba:secret")
+        for _ in range(3):
+            store.put(URIRef("urn:ex:g"), graph)
+    finally:
+        server.close()
+    assert (server.unsigned, server.refused) == (0, 0)
+    assert server.bodies == [graph.serialize(format="nt", encoding="utf-8")] * 3
+    # a challenge before each PUT, and the credentials checked once, before the first body was sent
+    assert (server.heads, server.signed_heads, server.connections) == (4, 1, 8)
+
+
+@pytest.mark.parametrize("auth, expected", [
+    ("dba:wrong", "answered 403 Forbidden: the credentials were refused"),
+    (None, "answered 401 Unauthorized: the store asks for credentials"),
+])
+def test_a_store_refusing_the_credentials_is_named_and_no_body_is_sent(auth: str | None, expected: str) -> None:
+    server = _DigestStore()
+    try:
+        store = Store.from_options(server.url + "/sparql", server.url + "/store", auth)
+        with pytest.raises(InputError) as refused:
+            store.put(URIRef("urn:ex:g"), _big_graph())
+    finally:
+        server.close()
+    assert str(refused.value).startswith(f"{server.url}/store {expected}"), str(refused.value)
+    assert server.unsigned == 0 and server.bodies == []
