@@ -265,7 +265,7 @@ def test_an_index_filled_at_once_equals_one_filled_triple_by_triple() -> None:
         assert index.nodes() == {ex.a, ex.b, ex.c, ex.d, Literal(1)}  # the node set follows what was added
 
 
-# ---- a CONSTRUCT whose WHERE is a product of parts (reasoner.plan._Factored) ----
+# ---- a CONSTRUCT whose WHERE is a product of parts (reasoner.plan.construct._Factored) ----
 
 PRODUCT_DATA = """
 @prefix ex: <http://example.org/> .
@@ -340,17 +340,17 @@ def test_reasoning_work_grows_linearly_with_the_conditions_of_one_patient(loaded
     With 400 and 800 Conditions (entry findings, cauda equina features and contexts all doubling), doubling
     the Conditions about doubles the work; evaluated as a plain product it grew about 8 times (a rule joining
     entry findings x features x contexts)."""
-    from reasoner import plan as planning
+    from reasoner.plan import bgp
 
     yielded = Counter()
-    run = planning._BGP.run
+    run = bgp._BGP.run
 
     def counted(self: Any, data: Any, b: Any) -> Any:
         for solution in run(self, data, b):
             yielded["solutions"] += 1
             yield solution
 
-    monkeypatch.setattr(planning._BGP, "run", counted)
+    monkeypatch.setattr(bgp._BGP, "run", counted)
     engine = FastEngine(loaded_guideline)
     work, because = {}, {}
     for n in (400, 800):
