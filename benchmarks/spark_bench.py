@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cohort import generate, write_bulk, write_ndjson
+from benchmarks.reference import REFERENCE_NOW as NOW  # one reasoning time: the batch's and Spark's reports compare
+from reasoner.clock import parse_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 8
@@ -79,7 +81,7 @@ def run_batch(source: Path, out: Path, jobs: int) -> tuple[float, float, dict[st
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--out", str(out),
-                           "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True)
+                           "--jobs", str(jobs), "--now", NOW], cwd=ROOT, capture_output=True, text=True)
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1, 2):
@@ -98,12 +100,12 @@ def run_spark(master: str, source: Path, warm: Path, work: Path, expected: dict[
     session_seconds = time.monotonic() - started
     try:
         started = time.monotonic()
-        run_job(spark, str(warm), str(work / f"warm-{tag}"), None, master)
+        run_job(spark, str(warm), str(work / f"warm-{tag}"), None, master, parse_instant(NOW))
         warm_seconds = time.monotonic() - started
         jvm = spark.sparkContext._gateway.proc.pid  # the JVM, its Python daemon and workers
         cpu_before = tree_cpu(jvm) + time.process_time()
         started = time.monotonic()
-        _code, summary = run_job(spark, str(source), str(work / f"out-{tag}"), None, master)
+        _code, summary = run_job(spark, str(source), str(work / f"out-{tag}"), None, master, parse_instant(NOW))
         seconds = time.monotonic() - started
         cpu = tree_cpu(jvm) + time.process_time() - cpu_before
         rows = spark.read.parquet(str(work / f"out-{tag}" / "reports")).select("source", "report_json").collect()
