@@ -7,6 +7,7 @@ Digest authentication for writes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -259,6 +260,10 @@ def test_recommend_reads_a_patient_from_virtuoso_and_writes_the_report_back(virt
 
 # ---- a connection that breaks under a request ----
 
+RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends a reset
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+
+
 class _Breaking:
     """A Graph Store on 127.0.0.1 that resets the first ``breaks`` requests with a body once it has read the
     request line and headers (as a store refusing an uncredentialed PUT may, before the body is all sent), then
@@ -272,6 +277,7 @@ class _Breaking:
         self.thread.start()
 
     def _serve(self) -> None:
+        """One request a connection: its head read, then answered by ``_answer``."""
         while True:
             try:
                 conn, _ = self.sock.accept()
@@ -284,20 +290,28 @@ class _Breaking:
                     if not chunk:
                         break
                     head += chunk
-                if head.startswith(b"HEAD "):  # asks for no credentials
-                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    continue
-                self.connections += 1
-                if self.connections <= self.breaks:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    continue  # closed with a reset, the body unread
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:")))
-                body = head.split(b"\r\n\r\n", 1)[1]
-                while len(body) < length:
-                    body += conn.recv(65536)
-                self.bodies.append(body)
-                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                top, _, rest = head.partition(b"\r\n\r\n")
+                lines = top.decode().split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+                method, target, _ = lines[0].split(" ")
+                self._answer(conn, method, target, headers, rest)
+
+    @staticmethod
+    def _body(conn: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
+        while len(rest) < int(headers["content-length"]):
+            rest += conn.recv(65536)
+        return rest
+
+    def _answer(self, conn: socket.socket, method: str, target: str, headers: dict[str, str], rest: bytes) -> None:
+        if method == "HEAD":  # asks for no credentials
+            conn.sendall(NO_CONTENT)
+            return
+        self.connections += 1
+        if self.connections <= self.breaks:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+            return  # closed with a reset, the body unread
+        self.bodies.append(self._body(conn, headers, rest))
+        conn.sendall(NO_CONTENT)
 
     def close(self) -> None:
         self.sock.close()
@@ -352,55 +366,35 @@ class _DigestStore(_Breaking):
         self.heads, self.signed_heads, self.refused, self.unsigned = 0, 0, 0, 0
         super().__init__(breaks=0)
 
-    def _serve(self) -> None:
-        import hashlib
+    def _answer(self, conn: socket.socket, method: str, target: str, headers: dict[str, str], rest: bytes) -> None:
+        self.connections += 1
+        authorization = headers.get("authorization", "")
+        if not authorization:
+            if method != "HEAD" and int(headers.get("content-length", "0")):
+                self.unsigned += 1
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+                return  # reset, the body unread
+            self.heads += method == "HEAD"
+            conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n'
+                         b'WWW-Authenticate: Digest realm="' + self.REALM.encode() + b'", nonce="'
+                         + self.NONCE.encode() + b'", qop="auth", algorithm="MD5"\r\n\r\n')
+            return
+        fields = dict(urllib.request.parse_keqv_list(urllib.request.parse_http_list(authorization[7:])))
+        expected = _md5(":".join([_md5(f"{self.USER}:{self.REALM}:{self.PASSWORD}"), self.NONCE, fields["nc"],
+                                  fields["cnonce"], fields["qop"], _md5(f"{method}:{target}")]))
+        if fields.get("username") != self.USER or fields.get("response") != expected:
+            self.refused += 1
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            return
+        if method == "HEAD":
+            self.signed_heads += 1
+        else:
+            self.bodies.append(self._body(conn, headers, rest))
+        conn.sendall(NO_CONTENT)
 
-        def md5(text: str) -> str:
-            return hashlib.md5(text.encode()).hexdigest()
 
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.connections += 1
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    head += chunk
-                lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
-                method, target, _ = lines[0].split(" ")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-                authorization = headers.get("authorization", "")
-                if not authorization:
-                    if method != "HEAD" and int(headers.get("content-length", "0")):
-                        self.unsigned += 1
-                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                        continue  # reset, the body unread
-                    self.heads += method == "HEAD"
-                    conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n'
-                                 b'WWW-Authenticate: Digest realm="' + self.REALM.encode() + b'", nonce="'
-                                 + self.NONCE.encode() + b'", qop="auth", algorithm="MD5"\r\n\r\n')
-                    continue
-                fields = dict(urllib.request.parse_keqv_list(urllib.request.parse_http_list(authorization[7:])))
-                expected = md5(":".join([md5(f"{self.USER}:{self.REALM}:{self.PASSWORD}"), self.NONCE, fields["nc"],
-                                         fields["cnonce"], fields["qop"], md5(f"{method}:{target}")]))
-                if fields.get("username") != self.USER or fields.get("response") != expected:
-                    self.refused += 1
-                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                if method == "HEAD":
-                    self.signed_heads += 1
-                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    continue
-                body = head.split(b"\r\n\r\n", 1)[1]
-                while len(body) < int(headers["content-length"]):
-                    body += conn.recv(65536)
-                self.bodies.append(body)
-                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 def test_a_put_to_a_store_asking_for_digest_goes_out_signed_and_never_sends_its_body_unsigned() -> None:
