@@ -112,7 +112,7 @@ class Store:
                                                     timeout=TIMEOUT_SECONDS):
                 return ""
         except urllib.error.HTTPError as exc:
-            return exc.headers.get("WWW-Authenticate", "") or "?" if exc.code == 401 else ""
+            return (exc.headers.get("WWW-Authenticate", "") or "?") if exc.code == 401 else ""
         except (urllib.error.URLError, OSError):
             return ""  # the request itself will say what is wrong
 
@@ -128,7 +128,7 @@ class Store:
         return ""
 
     def _sign(self, request: urllib.request.Request) -> None:
-        """A request with a body goes out with the credentials the store asks for, or not at all.
+        """A PUT goes out with the credentials the store asks for, or not at all.
 
         urllib sends a body first without credentials and answers the 401 with a second request. A store may
         close the connection on a 401 before the body is all sent (Virtuoso does, for a graph of a few hundred
@@ -167,7 +167,7 @@ class Store:
             request.add_unredirected_header("Authorization", header)
 
     def _send(self, request: urllib.request.Request) -> tuple[str, bytes]:
-        if request.data:
+        if request.get_method() == "PUT":  # a graph: the body worth not sending to be refused (a query's is small)
             self._sign(request)
         for attempt in range(1, ATTEMPTS + 1):
             try:
