@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from reasoner.guideline import Guideline
 from reasoner.report import REPORT_PREFIXES, Report, report_graph, report_triples
 
@@ -39,7 +42,25 @@ def render(guideline: Guideline, report: Report, fmt: str, engine: str) -> str:
         if written is not None:
             return written
     graph = report_graph(guideline, report, engine)
-    return graph.serialize(format="json-ld" if fmt == "jsonld" else "turtle")
+    if fmt == "jsonld":
+        return stable_jsonld(graph.serialize(format="json-ld"))
+    return graph.serialize(format="turtle")
 
 
-__all__ = ["FORMATS", "render"]
+def stable_jsonld(text: str) -> str:
+    """JSON-LD in one order whatever the run: rdflib writes the nodes, their keys and their values in the order of
+    Python sets, which changes from process to process. The node objects, each one's keys and each property's
+    values are sorted (their order means nothing in JSON-LD); the members of an ``@list`` keep theirs."""
+
+    def ordered(value: Any, keep_order: bool = False) -> Any:
+        if isinstance(value, dict):
+            return {key: ordered(value[key], key == "@list") for key in sorted(value)}
+        if isinstance(value, list):
+            items = [ordered(item) for item in value]
+            return items if keep_order else sorted(items, key=lambda item: json.dumps(item, ensure_ascii=False))
+        return value
+
+    return json.dumps(ordered(json.loads(text)), indent=2, ensure_ascii=False)
+
+
+__all__ = ["FORMATS", "render", "stable_jsonld"]

@@ -7,11 +7,16 @@ query over the reasoned graph, rdflib's N-Triples rows, and the reference engine
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from rdflib import BNode, Dataset, Graph, Literal, URIRef
+from rdflib.compare import isomorphic
 from rdflib.namespace import OWL, PROV, RDF, XSD
 from rdflib.plugins.serializers.nt import _nt_row
 
@@ -113,6 +118,39 @@ def test_the_turtle_batch_writes_the_same_graph(batch: dict[str, Path]) -> None:
         turtle = Graph().parse(batch["turtle"] / f"{input_name(path)}.ttl", format="turtle")
         _, written = parse_nquads(batch["nquads"] / f"{input_name(path)}.nq")
         assert set(turtle) == written, path
+
+
+def test_the_jsonld_report_is_the_same_graph_and_the_same_bytes_whatever_the_process(tmp_path: Path) -> None:
+    """Two runs in processes with other string hashes (rdflib writes JSON-LD in the order of Python sets) write
+    the same bytes, and the graph is the N-Quads report's."""
+    source = EXAMPLES / "palpable-mass-fever.json"
+    written = []
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--format", "jsonld",
+                               "--now", TEST_NOW], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 0, done.stderr
+        written.append(done.stdout)
+    assert written[0] == written[1]
+    nq = tmp_path / "report.nq"
+    done = subprocess.run([sys.executable, "-m", "reasoner", "recommend", str(source), "--format", "nquads",
+                           "--now", TEST_NOW], capture_output=True, text=True, timeout=300)
+    nq.write_text(done.stdout, encoding="utf-8")
+    assert set(Graph().parse(data=written[0], format="json-ld")) == parse_nquads(nq)[1]
+
+
+def test_stable_jsonld_sorts_nodes_keys_and_values_and_keeps_a_lists_order() -> None:
+    from reasoner.formats import stable_jsonld
+
+    text = json.dumps([{"@id": "urn:b", "urn:p": [{"@value": "2"}, {"@value": "1"}],
+                        "urn:l": [{"@list": [{"@value": "z"}, {"@value": "a"}]}]},
+                       {"urn:q": [{"@id": "urn:y"}, {"@id": "urn:x"}], "@id": "urn:a"}])
+    out = json.loads(stable_jsonld(text))
+    assert [node["@id"] for node in out] == ["urn:a", "urn:b"]
+    assert list(out[0]) == ["@id", "urn:q"] and out[0]["urn:q"] == [{"@id": "urn:x"}, {"@id": "urn:y"}]
+    assert out[1]["urn:p"] == [{"@value": "1"}, {"@value": "2"}]
+    assert out[1]["urn:l"] == [{"@list": [{"@value": "z"}, {"@value": "a"}]}]
+    assert isomorphic(Graph().parse(data=stable_jsonld(text), format="json-ld"), Graph().parse(data=text, format="json-ld"))
 
 
 def test_without_the_compiled_plan_the_report_graph_is_the_same(batch: dict[str, Path]) -> None:
