@@ -332,7 +332,7 @@ RDF_PATIENT = """@prefix gkg: <https://w3id.org/guideline-kg/vocab#> .
 @pytest.mark.parametrize("value", ['"sNaN"^^xsd:decimal', '"NaN"^^xsd:decimal', '"1e3"^^xsd:decimal',
                                    '"INF"^^xsd:double', '"-INF"^^xsd:double', '"38.x"^^xsd:double',
                                    '"eighty"^^xsd:integer'])
-def test_an_ill_typed_or_non_finite_measured_value_is_refused_at_once(value: str) -> None:
+def test_an_ill_typed_or_non_finite_measured_value_is_refused(value: str) -> None:
     with pytest.raises(InputError, match="ill-typed|not a finite number|not a number"):
         parse_patient(guideline(), RDF_PATIENT.replace("VALUE", value), "turtle", "p.ttl")
 
